@@ -1,0 +1,1557 @@
+"""Every differentiable op: a ``Function`` (forward and backward side by side) and the public
+wrapper that checks its arguments and speaks the user's language when they are wrong."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from . import kernels
+from .autograd import Function, is_grad_enabled, unbroadcast
+from .backend import erf as _erf
+from .backend import scatter_add
+
+_SCALARS = (int, float, bool, np.number, np.bool_)
+
+
+# ================================================================================================
+# argument handling
+# ================================================================================================
+def _tensor_cls():
+    from .tensor import Tensor  # noqa: PLC0415  (tensor imports this module)
+
+    return Tensor
+
+
+def as_tensor_like(x, like):
+    """``x`` as a Tensor on ``like``'s device (arrays and scalars are wrapped, never graphed)."""
+    Tensor = _tensor_cls()
+    if isinstance(x, Tensor):
+        return x
+    xp = like.device.xp
+    arr = xp.asarray(x)
+    if arr.dtype.kind == "f" and like.dtype.kind == "f":
+        arr = arr.astype(like.dtype, copy=False)
+    elif arr.dtype.kind in "iub" and like.dtype.kind == "f" and np.ndim(x) == 0:
+        arr = arr.astype(like.dtype)
+    return Tensor._wrap(arr, like.device, False)
+
+
+def _pair(a, b, op: str):
+    """Two tensors of one device and one dtype, or a clear TypeError."""
+    Tensor = _tensor_cls()
+    if not isinstance(b, Tensor):
+        b = as_tensor_like(b, a)
+    if not isinstance(a, Tensor):
+        a = as_tensor_like(a, b)
+    if a.device is not b.device:
+        raise TypeError(
+            f"{op}: tensors are on different devices ({a.device} and {b.device}); "
+            "move one with .to(device)"
+        )
+    da, db = a.data.dtype, b.data.dtype
+    if da != db:
+        fa, fb = da.kind == "f", db.kind == "f"
+        if fa and fb:
+            raise TypeError(
+                f"{op}: dtype mismatch ({da} and {db}); cast one with .to(dtype=...) or .float()/.double()"
+            )
+        if fa:
+            b = cast(b, da)
+        elif fb:
+            a = cast(a, db)
+    return a, b
+
+
+def _broadcast_error(op: str, sa, sb) -> ValueError:
+    ra, rb = tuple(sa)[::-1], tuple(sb)[::-1]
+    for i in range(builtins.min(len(ra), len(rb))):
+        if ra[i] != rb[i] and ra[i] != 1 and rb[i] != 1:
+            dim = -(i + 1)
+            return ValueError(
+                f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast: "
+                f"dimension {dim} is {ra[i]} in one and {rb[i]} in the other"
+            )
+    return ValueError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast")
+
+
+def _binary(cls, op: str, a, b):
+    a, b = _pair(a, b, op)
+    try:
+        return cls.apply(a, b)
+    except ValueError:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise _broadcast_error(op, a.shape, b.shape) from None
+        raise
+
+
+def _dims(dim, ndim: int):
+    """Normalise ``dim`` (None, int or tuple) to a tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (list, tuple)):
+        return tuple(_dim(d, ndim) for d in dim)
+    return (_dim(dim, ndim),)
+
+
+def _dim(d: int, ndim: int, op: str = "dim") -> int:
+    n = builtins.max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"{op}: dimension {d} out of range for a tensor with {ndim} dimensions")
+    return d % n
+
+
+def _xp(t):
+    return t.device.xp
+
+
+# ================================================================================================
+# elementwise arithmetic
+# ================================================================================================
+class Add(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.sa), unbroadcast(g, self.sb)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.sa), unbroadcast(-g, self.sb)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        ga = unbroadcast(g * self.b, self.a.shape) if na else None
+        gb = unbroadcast(g * self.a, self.b.shape) if nb else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        ga = g / self.b
+        gb = unbroadcast(-ga * self.a / self.b, self.b.shape) if nb else None
+        return (unbroadcast(ga, self.a.shape) if na else None), gb
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        a, b = self.a, self.b
+        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if na else None
+        gb = None
+        if nb:
+            xp = _ns(a)
+            safe = xp.where(a > 0, a, 1)
+            gb = unbroadcast(g * self.out * xp.log(safe), b.shape)
+        return ga, gb
+
+
+class ScalarAdd(Function):
+    def forward(self, a, scalar):
+        return a + scalar
+
+    def backward(self, g):
+        return g
+
+
+class ScalarMul(Function):
+    def forward(self, a, scalar):
+        self.scalar = scalar
+        return a * scalar
+
+    def backward(self, g):
+        return g * self.scalar
+
+
+class ScalarPow(Function):
+    def forward(self, a, exponent):
+        self.a, self.p = a, exponent
+        return a**exponent
+
+    def backward(self, g):
+        p = self.p
+        if p == 2:
+            return g * (2 * self.a)
+        return g * (p * self.a ** (p - 1))
+
+
+class ScalarRPow(Function):
+    """``base ** x`` for a Python number ``base``."""
+
+    def forward(self, a, base):
+        self.out = base**a
+        self.logb = math.log(base) if base > 0 else float("nan")
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * self.logb
+
+
+class ScalarRDiv(Function):
+    """``scalar / x``."""
+
+    def forward(self, a, scalar):
+        self.a, self.out = a, scalar / a
+        return self.out
+
+    def backward(self, g):
+        return -g * self.out / self.a
+
+
+def _is_scalar(x) -> bool:
+    return isinstance(x, _SCALARS)
+
+
+def add(a, b):
+    """``a + b`` with broadcasting."""
+    Tensor = _tensor_cls()
+    if isinstance(a, Tensor) and _is_scalar(b):
+        return ScalarAdd.apply(a, scalar=b)
+    return _binary(Add, "add", a, b)
+
+
+def sub(a, b):
+    """``a - b`` with broadcasting."""
+    Tensor = _tensor_cls()
+    if isinstance(a, Tensor) and _is_scalar(b):
+        return ScalarAdd.apply(a, scalar=-b)
+    return _binary(Sub, "sub", a, b)
+
+
+def rsub(a, b):
+    """``b - a`` (for ``scalar - tensor``)."""
+    if _is_scalar(b):
+        return ScalarAdd.apply(neg(a), scalar=b)
+    return _binary(Sub, "sub", b, a)
+
+
+def mul(a, b):
+    """``a * b`` with broadcasting."""
+    Tensor = _tensor_cls()
+    if isinstance(a, Tensor) and _is_scalar(b):
+        return ScalarMul.apply(a, scalar=b)
+    return _binary(Mul, "mul", a, b)
+
+
+def div(a, b):
+    """``a / b`` with broadcasting (true division)."""
+    Tensor = _tensor_cls()
+    if isinstance(a, Tensor) and _is_scalar(b):
+        if a.data.dtype.kind != "f":
+            a = cast(a, np.float32)
+        return ScalarMul.apply(a, scalar=1.0 / b)
+    a2 = a if not isinstance(a, Tensor) or a.data.dtype.kind == "f" else cast(a, np.float32)
+    return _binary(Div, "div", a2, b)
+
+
+def rdiv(a, b):
+    """``b / a`` (for ``scalar / tensor``)."""
+    if _is_scalar(b):
+        return ScalarRDiv.apply(a, scalar=b)
+    return _binary(Div, "div", b, a)
+
+
+def pow(a, exponent):
+    """``a ** exponent``; the exponent may be a number or a tensor."""
+    Tensor = _tensor_cls()
+    if isinstance(a, Tensor) and _is_scalar(exponent):
+        return ScalarPow.apply(a, exponent=exponent)
+    return _binary(Pow, "pow", a, exponent)
+
+
+def rpow(a, base):
+    """``base ** a``."""
+    if _is_scalar(base):
+        return ScalarRPow.apply(a, base=base)
+    return _binary(Pow, "pow", base, a)
+
+
+# ================================================================================================
+# unary ops
+# ================================================================================================
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = _ns(a).exp(a)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+def _ns(a):
+    """The array module of ``a`` (NumPy or CuPy)."""
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy  # noqa: PLC0415
+
+    return cupy
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return _ns(a).log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = _ns(a).sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Rsqrt(Function):
+    def forward(self, a):
+        self.out = 1 / _ns(a).sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g * (-0.5 * self.out**3)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return _ns(a).abs(a)
+
+    def backward(self, g):
+        return g * _ns(self.a).sign(self.a)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = _ns(a).tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        xp = _ns(a)
+        # the two branches avoid overflow of exp for large |a|
+        e = xp.exp(-xp.abs(a))
+        self.out = xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class Relu(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return a * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class Gelu(Function):
+    def forward(self, a, approximate="none"):
+        xp = _ns(a)
+        self.a, self.approximate = a, approximate
+        if approximate == "tanh":
+            self.t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
+            return 0.5 * a * (1 + self.t)
+        self.cdf = 0.5 * (1 + _erf(xp, a / math.sqrt(2.0)))
+        return a * self.cdf
+
+    def backward(self, g):
+        a, xp = self.a, _ns(self.a)
+        if self.approximate == "tanh":
+            t = self.t
+            dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+            return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * dinner)
+        pdf = xp.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+        return g * (self.cdf + a * pdf)
+
+
+class Silu(Function):
+    def forward(self, a):
+        xp = _ns(a)
+        e = xp.exp(-xp.abs(a))
+        self.a = a
+        self.s = xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+        return a * self.s
+
+    def backward(self, g):
+        s = self.s
+        return g * (s * (1 + self.a * (1 - s)))
+
+
+class Clamp(Function):
+    def forward(self, a, lo=None, hi=None):
+        xp = _ns(a)
+        self.mask = xp.ones(a.shape, dtype=bool)
+        if lo is not None:
+            self.mask &= a >= lo
+        if hi is not None:
+            self.mask &= a <= hi
+        return xp.clip(a, lo, hi)
+
+    def backward(self, g):
+        return g * self.mask
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def exp(a):
+    """Elementwise ``e ** a``."""
+    return Exp.apply(a)
+
+
+def log(a):
+    """Elementwise natural logarithm."""
+    return Log.apply(a)
+
+
+def sqrt(a):
+    return Sqrt.apply(a)
+
+
+def rsqrt(a):
+    """``1 / sqrt(a)``."""
+    return Rsqrt.apply(a)
+
+
+def abs(a):
+    return Abs.apply(a)
+
+
+def tanh(a):
+    return Tanh.apply(a)
+
+
+def sigmoid(a):
+    return Sigmoid.apply(a)
+
+
+def relu(a):
+    return Relu.apply(a)
+
+
+def gelu(a, approximate: str = "none"):
+    """GELU: ``a * Phi(a)`` exactly (``approximate="none"``) or with GPT-2's tanh formula."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(a, approximate=approximate)
+
+
+def silu(a):
+    """SiLU (swish): ``a * sigmoid(a)``."""
+    return Silu.apply(a)
+
+
+def clamp(a, min=None, max=None):
+    """Limit values to ``[min, max]``; the gradient is 1 inside the range and 0 outside."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(a, lo=min, hi=max)
+
+
+# ================================================================================================
+# reductions
+# ================================================================================================
+def _expand_grad(g, shape, axes, keepdim):
+    if not keepdim:
+        g = _ns(g).expand_dims(g, axes) if axes else g
+    return _ns(g).broadcast_to(g, shape)
+
+
+class Sum(Function):
+    def forward(self, a, axes=None, keepdim=False):
+        self.shape, self.axes, self.keepdim = a.shape, axes, keepdim
+        return a.sum(axis=axes, keepdims=keepdim)
+
+    def backward(self, g):
+        return _expand_grad(g, self.shape, self.axes, self.keepdim)
+
+
+class Mean(Function):
+    def forward(self, a, axes=None, keepdim=False):
+        self.shape, self.axes, self.keepdim = a.shape, axes, keepdim
+        self.n = 1
+        for ax in axes:
+            self.n *= a.shape[ax]
+        return a.mean(axis=axes, keepdims=keepdim)
+
+    def backward(self, g):
+        return _expand_grad(g / self.n, self.shape, self.axes, self.keepdim)
+
+
+class Var(Function):
+    def forward(self, a, axes=None, keepdim=False, correction=1):
+        n = 1
+        for ax in axes:
+            n *= a.shape[ax]
+        self.centered = a - a.mean(axis=axes, keepdims=True)
+        self.denom = builtins.max(n - correction, 0)
+        self.axes, self.keepdim = axes, keepdim
+        return (self.centered**2).sum(axis=axes, keepdims=keepdim) / self.denom
+
+    def backward(self, g):
+        g = _expand_grad(g, self.centered.shape, self.axes, self.keepdim)
+        return g * (2.0 / self.denom) * self.centered
+
+
+class AMax(Function):
+    """Max (or min) over axes; ties share the gradient equally (as torch.amax)."""
+
+    def forward(self, a, axes=None, keepdim=False, use_min=False):
+        out = a.min(axis=axes, keepdims=True) if use_min else a.max(axis=axes, keepdims=True)
+        self.mask = a == out
+        self.axes, self.keepdim = axes, keepdim
+        return out if keepdim else out.squeeze(axis=axes)
+
+    def backward(self, g):
+        mask = self.mask
+        if not self.keepdim:
+            g = _ns(g).expand_dims(g, self.axes)
+        return mask * (g / mask.sum(axis=self.axes, keepdims=True))
+
+
+class MaxWithIndices(Function):
+    """``max(dim)`` / ``min(dim)`` values; the gradient goes to the returned index (as torch)."""
+
+    def forward(self, a, dim=0, keepdim=False, use_min=False):
+        xp = _ns(a)
+        idx = xp.argmin(a, axis=dim) if use_min else xp.argmax(a, axis=dim)
+        self.idx = xp.expand_dims(idx, dim)
+        self.shape, self.dim, self.keepdim = a.shape, dim, keepdim
+        vals = xp.take_along_axis(a, self.idx, axis=dim)
+        return vals if keepdim else vals.squeeze(axis=dim)
+
+    def backward(self, g):
+        xp = _ns(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        if not self.keepdim:
+            g = xp.expand_dims(g, self.dim)
+        xp.put_along_axis(out, self.idx, g, axis=self.dim)
+        return out
+
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+
+
+def sum(a, dim=None, keepdim: bool = False):
+    """Sum over ``dim`` (an int, a tuple, or all dims when None)."""
+    return Sum.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim)
+
+
+def mean(a, dim=None, keepdim: bool = False):
+    """Mean over ``dim`` (an int, a tuple, or all dims when None)."""
+    if a.data.dtype.kind != "f":
+        raise TypeError(f"mean: needs a floating-point tensor, got {a.dtype}; call .float() first")
+    return Mean.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim)
+
+
+def var(a, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
+    """Variance over ``dim`` with Bessel's ``correction`` (1 by default, as torch)."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    return Var.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim, correction=correction)
+
+
+def std(a, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
+    return sqrt(var(a, dim, keepdim, correction, unbiased))
+
+
+def amax(a, dim=None, keepdim: bool = False):
+    """Maximum over ``dim``; ties share the gradient."""
+    return AMax.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim)
+
+
+def amin(a, dim=None, keepdim: bool = False):
+    return AMax.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim, use_min=True)
+
+
+def max(a, dim=None, keepdim: bool = False):
+    """With ``dim``: ``(values, indices)`` like torch.max; without: the largest element."""
+    if dim is None:
+        return amax(a)
+    if isinstance(dim, _tensor_cls()):
+        return maximum(a, dim)
+    dim = _dim(dim, a.ndim)
+    vals = MaxWithIndices.apply(a, dim=dim, keepdim=keepdim)
+    return MaxResult(vals, argmax(a, dim, keepdim))
+
+
+def min(a, dim=None, keepdim: bool = False):
+    """With ``dim``: ``(values, indices)`` like torch.min; without: the smallest element."""
+    if dim is None:
+        return amin(a)
+    if isinstance(dim, _tensor_cls()):
+        return minimum(a, dim)
+    dim = _dim(dim, a.ndim)
+    vals = MaxWithIndices.apply(a, dim=dim, keepdim=keepdim, use_min=True)
+    return MaxResult(vals, argmin(a, dim, keepdim))
+
+
+def _no_grad_result(a, arr):
+    return _tensor_cls()._wrap(arr, a.device, False)
+
+
+def argmax(a, dim=None, keepdim: bool = False):
+    xp = _xp(a)
+    if dim is None:
+        return _no_grad_result(a, xp.asarray(xp.argmax(a.data), dtype=np.int64))
+    dim = _dim(dim, a.ndim)
+    return _no_grad_result(a, xp.argmax(a.data, axis=dim, keepdims=keepdim).astype(np.int64))
+
+
+def argmin(a, dim=None, keepdim: bool = False):
+    xp = _xp(a)
+    if dim is None:
+        return _no_grad_result(a, xp.asarray(xp.argmin(a.data), dtype=np.int64))
+    dim = _dim(dim, a.ndim)
+    return _no_grad_result(a, xp.argmin(a.data, axis=dim, keepdims=keepdim).astype(np.int64))
+
+
+def any(a, dim=None, keepdim: bool = False):
+    return _no_grad_result(a, a.data.any(axis=_dims(dim, a.ndim), keepdims=keepdim))
+
+
+def all(a, dim=None, keepdim: bool = False):
+    return _no_grad_result(a, a.data.all(axis=_dims(dim, a.ndim), keepdims=keepdim))
+
+
+def maximum(a, b):
+    """Elementwise maximum; ties send the gradient to ``a``."""
+    a, b = _pair(a, b, "maximum")
+    return where(a >= b, a, b)
+
+
+def minimum(a, b):
+    a, b = _pair(a, b, "minimum")
+    return where(a <= b, a, b)
+
+
+def norm(a, p=2, dim=None, keepdim: bool = False):
+    """The ``p``-norm over ``dim`` (2 or 1)."""
+    if p == 2:
+        return sqrt(sum(a * a, dim, keepdim))
+    if p == 1:
+        return sum(abs(a), dim, keepdim)
+    raise ValueError(f"norm: only p=1 and p=2 are supported, got {p!r}")
+
+
+# ================================================================================================
+# comparisons and predicates (no gradient)
+# ================================================================================================
+_COMPARE = {
+    "eq": lambda x, y: x == y,
+    "ne": lambda x, y: x != y,
+    "lt": lambda x, y: x < y,
+    "le": lambda x, y: x <= y,
+    "gt": lambda x, y: x > y,
+    "ge": lambda x, y: x >= y,
+    "and": lambda x, y: x & y,
+    "or": lambda x, y: x | y,
+}
+
+
+def compare(a, b, op: str):
+    Tensor = _tensor_cls()
+    bd = b.data if isinstance(b, Tensor) else b
+    try:
+        return _no_grad_result(a, _COMPARE[op](a.data, bd))
+    except ValueError:
+        raise _broadcast_error(op, a.shape, np.shape(bd)) from None
+
+
+def logical_not(a):
+    return _no_grad_result(a, ~a.data if a.data.dtype == bool else a.data == 0)
+
+
+def isnan(a):
+    return _no_grad_result(a, _xp(a).isnan(a.data))
+
+
+def isinf(a):
+    return _no_grad_result(a, _xp(a).isinf(a.data))
+
+
+def isfinite(a):
+    return _no_grad_result(a, _xp(a).isfinite(a.data))
+
+
+# ================================================================================================
+# dtype, device, copies, in-place updates
+# ================================================================================================
+class Cast(Function):
+    def forward(self, a, dtype=None):
+        self.src = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.src) if self.src.kind == "f" else None
+
+
+class ToDevice(Function):
+    def forward(self, a, device=None):
+        from .backend import device_of, to_device  # noqa: PLC0415
+
+        self.src = device_of(a)
+        return to_device(a, device)
+
+    def backward(self, g):
+        from .backend import to_device  # noqa: PLC0415
+
+        return to_device(g, self.src)
+
+
+class Clone(Function):
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return g
+
+
+def cast(a, dtype):
+    dtype = np.dtype(dtype)
+    if a.data.dtype == dtype:
+        return a
+    out = Cast.apply(a, dtype=dtype)
+    if dtype.kind != "f":
+        out.requires_grad, out.grad_fn = False, None
+    return out
+
+
+def to_device(a, device):
+    if a.device is device:
+        return a
+    out = ToDevice.apply(a, device=device)
+    out.device = device
+    return out
+
+
+def clone(a):
+    return Clone.apply(a)
+
+
+def _check_inplace(t, op: str):
+    if t.requires_grad and is_grad_enabled():
+        raise RuntimeError(
+            f"{op}: a tensor that requires grad is being modified in place; wrap the update in "
+            "`with tl.no_grad():` (as optimizers do) or use the out-of-place form"
+        )
+
+
+def inplace(t, other, op: str):
+    _check_inplace(t, f"in-place {op}")
+    Tensor = _tensor_cls()
+    od = other.data if isinstance(other, Tensor) else other
+    try:
+        if op == "add":
+            t.data += od
+        elif op == "sub":
+            t.data -= od
+        elif op == "mul":
+            t.data *= od
+        else:
+            t.data /= od
+    except ValueError:
+        raise _broadcast_error(f"in-place {op}", t.shape, np.shape(od)) from None
+    return t
+
+
+def setitem_(t, key, value):
+    _check_inplace(t, "setitem")
+    Tensor = _tensor_cls()
+    t.data[_index_key(key)] = value.data if isinstance(value, Tensor) else value
+
+
+# ================================================================================================
+# shape ops
+# ================================================================================================
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+class Reshape(Function):
+    def forward(self, a, shape=None):
+        self.src = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.src)
+
+
+class Permute(Function):
+    def forward(self, a, dims=None):
+        self.inv = tuple(np.argsort(dims))
+        return a.transpose(dims)
+
+    def backward(self, g):
+        return g.transpose(self.inv)
+
+
+class Expand(Function):
+    def forward(self, a, shape=None):
+        self.src = a.shape
+        return _ns(a).broadcast_to(a, shape)
+
+    def backward(self, g):
+        return unbroadcast(g, self.src)
+
+
+def reshape(a, *shape):
+    """A tensor with the same data and a new shape (one dimension may be -1)."""
+    shape = _shape_arg(shape)
+    try:
+        return Reshape.apply(a, shape=shape)
+    except ValueError:
+        raise ValueError(
+            f"reshape: cannot reshape tensor of shape {tuple(a.shape)} ({a.data.size} elements) "
+            f"into shape {shape}"
+        ) from None
+
+
+view = reshape
+
+
+def transpose(a, dim0: int, dim1: int):
+    """Swap two dimensions."""
+    d0, d1 = _dim(dim0, a.ndim, "transpose"), _dim(dim1, a.ndim, "transpose")
+    dims = list(range(a.ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return Permute.apply(a, dims=tuple(dims))
+
+
+def permute(a, *dims):
+    dims = _shape_arg(dims)
+    if sorted(d % builtins.max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} dims of {tuple(a.shape)}")
+    return Permute.apply(a, dims=tuple(d % a.ndim for d in dims))
+
+
+def unsqueeze(a, dim: int):
+    dim = _dim(dim, a.ndim + 1, "unsqueeze")
+    shape = a.shape[:dim] + (1,) + a.shape[dim:]
+    return Reshape.apply(a, shape=shape)
+
+
+def squeeze(a, dim=None):
+    if dim is None:
+        shape = tuple(s for s in a.shape if s != 1)
+    else:
+        axes = _dims(dim, a.ndim)
+        shape = tuple(s for i, s in enumerate(a.shape) if not (i in axes and s == 1))
+    return Reshape.apply(a, shape=shape)
+
+
+def expand(a, *sizes):
+    sizes = _shape_arg(sizes)
+    lead = len(sizes) - a.ndim
+    if lead < 0:
+        raise ValueError(f"expand: cannot expand shape {tuple(a.shape)} to fewer dimensions {sizes}")
+    shape = tuple(a.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    try:
+        return Expand.apply(a, shape=shape)
+    except ValueError:
+        raise ValueError(f"expand: cannot expand shape {tuple(a.shape)} to {sizes}") from None
+
+
+def broadcast_to(a, shape):
+    return expand(a, *shape)
+
+
+def flatten(a, start_dim: int = 0, end_dim: int = -1):
+    if a.ndim == 0:
+        return reshape(a, 1)
+    s, e = _dim(start_dim, a.ndim), _dim(end_dim, a.ndim)
+    n = 1
+    for d in a.shape[s : e + 1]:
+        n *= d
+    return Reshape.apply(a, shape=a.shape[:s] + (n,) + a.shape[e + 1 :])
+
+
+class Cat(Function):
+    def forward(self, *arrays, dim=0):
+        self.dim = dim
+        self.sizes = [x.shape[dim] for x in arrays]
+        return _ns(arrays[0]).concatenate(arrays, axis=dim)
+
+    def backward(self, g):
+        bounds = np.cumsum(self.sizes)[:-1].tolist()
+        return tuple(_ns(g).split(g, bounds, axis=self.dim))
+
+
+class Stack(Function):
+    def forward(self, *arrays, dim=0):
+        self.dim = dim
+        return _ns(arrays[0]).stack(arrays, axis=dim)
+
+    def backward(self, g):
+        xp = _ns(g)
+        return tuple(xp.take(g, i, axis=self.dim) for i in range(g.shape[self.dim]))
+
+
+def _same_device_dtype(tensors, op):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    first = tensors[0]
+    out = [first]
+    for t in tensors[1:]:
+        out.append(_pair(first, t, op)[1])
+    return out
+
+
+def cat(tensors, dim: int = 0):
+    """Join tensors along an existing dimension."""
+    tensors = _same_device_dtype(tensors, "cat")
+    d = _dim(dim, tensors[0].ndim, "cat")
+    ref = tensors[0].shape
+    for t in tensors[1:]:
+        if t.ndim != len(ref) or any_mismatch(t.shape, ref, d):
+            raise ValueError(
+                f"cat: shapes {tuple(ref)} and {tuple(t.shape)} differ outside dimension {dim}"
+            )
+    return Cat.apply(*tensors, dim=d)
+
+
+def any_mismatch(a, b, skip):
+    return builtins.any(x != y for i, (x, y) in enumerate(zip(a, b)) if i != skip)
+
+
+def stack(tensors, dim: int = 0):
+    """Join tensors of one shape along a new dimension."""
+    tensors = _same_device_dtype(tensors, "stack")
+    for t in tensors[1:]:
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: shapes {tuple(tensors[0].shape)} and {tuple(t.shape)} differ")
+    return Stack.apply(*tensors, dim=_dim(dim, tensors[0].ndim + 1, "stack"))
+
+
+def split(a, split_size_or_sections, dim: int = 0):
+    """Split into pieces of ``split_size`` (the last may be smaller) or of the given sizes."""
+    d = _dim(dim, a.ndim, "split")
+    n = a.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sizes = [builtins.min(step, n - i) for i in range(0, n, step)]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} do not add up to dimension {dim} of size {n}")
+    out, start = [], 0
+    for s in sizes:
+        key = (slice(None),) * d + (slice(start, start + s),)
+        out.append(getitem(a, key))
+        start += s
+    return tuple(out)
+
+
+def chunk(a, chunks: int, dim: int = 0):
+    """Split into ``chunks`` pieces of (nearly) equal size, as torch.chunk."""
+    n = a.shape[_dim(dim, a.ndim, "chunk")]
+    return split(a, -(-n // chunks), dim)
+
+
+# ================================================================================================
+# indexing
+# ================================================================================================
+def _index_key(key):
+    Tensor = _tensor_cls()
+    if isinstance(key, tuple):
+        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
+    return key.data if isinstance(key, Tensor) else key
+
+
+def _is_advanced(key) -> bool:
+    parts = key if isinstance(key, tuple) else (key,)
+    for k in parts:
+        if isinstance(k, (list,)) or (hasattr(k, "ndim") and not isinstance(k, _SCALARS)):
+            return True
+    return False
+
+
+class GetItem(Function):
+    def forward(self, a, key=None):
+        self.shape, self.dtype, self.key = a.shape, a.dtype, key
+        return a[key]
+
+    def backward(self, g):
+        xp = _ns(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        if _is_advanced(self.key):
+            scatter_add(xp, out, self.key, g)  # repeated indices accumulate
+        else:
+            out[self.key] = g
+        return out
+
+
+def getitem(a, key):
+    """``a[key]`` for basic and integer-array indexing; repeated indices accumulate gradients."""
+    k = _index_key(key)
+    try:
+        return GetItem.apply(a, key=k)
+    except IndexError as e:
+        raise IndexError(f"index: {e} (tensor shape {tuple(a.shape)})") from None
+
+
+class Where(Function):
+    def forward(self, a, b, cond=None):
+        self.cond, self.sa, self.sb = cond, a.shape, b.shape
+        return _ns(a).where(cond, a, b)
+
+    def backward(self, g):
+        zero = g.dtype.type(0)
+        xp = _ns(g)
+        return (
+            unbroadcast(xp.where(self.cond, g, zero), self.sa),
+            unbroadcast(xp.where(self.cond, zero, g), self.sb),
+        )
+
+
+def where(condition, a, b):
+    """Pick ``a`` where ``condition`` holds, else ``b`` (with broadcasting)."""
+    Tensor = _tensor_cls()
+    ref = a if isinstance(a, Tensor) else b
+    a, b = _pair(as_tensor_like(a, ref), as_tensor_like(b, ref), "where")
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    try:
+        return Where.apply(a, b, cond=cond.astype(bool) if hasattr(cond, "astype") else cond)
+    except ValueError:
+        raise _broadcast_error("where", a.shape, np.shape(cond)) from None
+
+
+class MaskedFill(Function):
+    def forward(self, a, mask=None, value=0.0):
+        self.mask, self.shape = mask, a.shape
+        return _ns(a).where(mask, a.dtype.type(value), a)
+
+    def backward(self, g):
+        return unbroadcast(_ns(g).where(self.mask, g.dtype.type(0), g), self.shape)
+
+
+def masked_fill(a, mask, value):
+    """Replace the elements where ``mask`` is True by ``value``."""
+    Tensor = _tensor_cls()
+    m = mask.data if isinstance(mask, Tensor) else mask
+    if m.dtype != bool:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}")
+    try:
+        np.broadcast_shapes(m.shape, a.shape)
+    except ValueError:
+        raise _broadcast_error("masked_fill", a.shape, m.shape) from None
+    return MaskedFill.apply(a, mask=m, value=value)
+
+
+class Tri(Function):
+    def forward(self, a, k=0, upper=False):
+        self.k, self.upper = k, upper
+        xp = _ns(a)
+        return xp.triu(a, k) if upper else xp.tril(a, k)
+
+    def backward(self, g):
+        xp = _ns(g)
+        return xp.triu(g, self.k) if self.upper else xp.tril(g, self.k)
+
+
+def tril(a, diagonal: int = 0):
+    return Tri.apply(a, k=diagonal)
+
+
+def triu(a, diagonal: int = 0):
+    return Tri.apply(a, k=diagonal, upper=True)
+
+
+def one_hot(indices, num_classes: int = -1):
+    """int64 one-hot encoding with a new last dimension of size ``num_classes``."""
+    xp = _xp(indices)
+    idx = indices.data
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be an integer tensor, got {idx.dtype}")
+    if num_classes < 0:
+        num_classes = int(idx.max()) + 1 if idx.size else 0
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
+        raise ValueError(f"one_hot: indices must lie in [0, {num_classes}), got {int(idx.min())}..{int(idx.max())}")
+    out = (idx[..., None] == xp.arange(num_classes)).astype(np.int64)
+    return _no_grad_result(indices, out)
+
+
+class Embedding(Function):
+    def forward(self, weight, idx=None):
+        self.idx, self.shape = idx, weight.shape
+        return weight[idx]
+
+    def backward(self, g):
+        xp = _ns(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        scatter_add(xp, out, self.idx.reshape(-1), g.reshape(-1, self.shape[1]))
+        return out
+
+
+def embedding(input, weight):
+    """Rows of ``weight`` picked by the integer tensor ``input`` (gradients scatter-add)."""
+    idx = input.data if hasattr(input, "data") else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be an integer tensor, got dtype {idx.dtype}")
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= weight.shape[0]:
+            raise IndexError(
+                f"embedding: index {hi if hi >= weight.shape[0] else lo} is out of range for "
+                f"{weight.shape[0]} embeddings"
+            )
+    return Embedding.apply(weight, idx=idx)
+
+
+class Gather(Function):
+    def forward(self, a, dim=0, index=None):
+        self.shape, self.dim, self.index = a.shape, dim, index
+        return _ns(a).take_along_axis(a, index, axis=dim)
+
+    def backward(self, g):
+        xp = _ns(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        grids = xp.meshgrid(*[xp.arange(n) for n in self.index.shape], indexing="ij")
+        grids[self.dim] = self.index
+        scatter_add(xp, out, tuple(grids), g)
+        return out
+
+
+def gather(a, dim: int, index):
+    """``out[i][j] = a[i][index[i][j]]`` along ``dim``, as torch.gather."""
+    return Gather.apply(a, dim=_dim(dim, a.ndim, "gather"), index=index.data)
+
+
+# ================================================================================================
+# matmul
+# ================================================================================================
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return kernels.matmul(a, b)
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad
+        a, b = self.a, self.b
+        ga = unbroadcast(kernels.matmul(g, b.swapaxes(-1, -2)), a.shape) if na else None
+        gb = unbroadcast(kernels.matmul(a.swapaxes(-1, -2), g), b.shape) if nb else None
+        return ga, gb
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules (1-D operands, batched broadcasting).
+
+    The kernel is the one selected with :func:`tensorlite.kernels.use` (BLAS by default).
+    """
+    a, b = _pair(a, b, "matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got {tuple(a.shape)} @ {tuple(b.shape)}")
+    ka = a.shape[-1]
+    kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if ka != kb:
+        raise ValueError(
+            f"matmul: {tuple(a.shape)} @ {tuple(b.shape)}: inner dimensions {ka} and {kb} differ"
+        )
+    if a.ndim > 2 and b.ndim > 2:
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(
+                f"matmul: {tuple(a.shape)} @ {tuple(b.shape)}: batch dimensions "
+                f"{tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} cannot be broadcast"
+            ) from None
+    if a.ndim == 1 and b.ndim == 1:
+        return sum(a * b)
+    if a.ndim == 1:
+        return squeeze(MatMul.apply(unsqueeze(a, 0), b), -2)
+    if b.ndim == 1:
+        return squeeze(MatMul.apply(a, unsqueeze(b, -1)), -1)
+    return MatMul.apply(a, b)
+
+
+# ================================================================================================
+# softmax family and losses (fused: one node each, with a readable reference in the tests)
+# ================================================================================================
+def _softmax_array(x, axis):
+    xp = _ns(x)
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+class Softmax(Function):
+    def forward(self, a, dim=-1):
+        self.dim = dim
+        self.out = _softmax_array(a, dim)
+        return self.out
+
+    def backward(self, g):
+        out = self.out
+        return out * (g - (g * out).sum(axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, a, dim=-1):
+        xp = _ns(a)
+        self.dim = dim
+        shifted = a - a.max(axis=dim, keepdims=True)
+        self.out = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        return self.out
+
+    def backward(self, g):
+        return g - _ns(g).exp(self.out) * g.sum(axis=self.dim, keepdims=True)
+
+
+def softmax(a, dim: int = -1):
+    """``exp(a) / sum(exp(a))`` along ``dim``, computed stably (max subtracted)."""
+    return Softmax.apply(a, dim=_dim(dim, a.ndim, "softmax"))
+
+
+def log_softmax(a, dim: int = -1):
+    """``log(softmax(a))`` along ``dim`` without forming the softmax (no log(0))."""
+    return LogSoftmax.apply(a, dim=_dim(dim, a.ndim, "log_softmax"))
+
+
+class CrossEntropy(Function):
+    def forward(self, logits, target=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        xp = _ns(logits)
+        n, c = logits.shape
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        logp = shifted - lse
+        valid = target != ignore_index
+        safe = xp.where(valid, target, 0)
+        picked = xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
+        nll = -picked
+        if label_smoothing:
+            nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(axis=1)
+        nll = xp.where(valid, nll, 0)
+        self.logp, self.safe, self.valid = logp, safe, valid
+        self.reduction, self.smoothing = reduction, label_smoothing
+        self.count = valid.sum()
+        if reduction == "mean":
+            return (nll.sum() / xp.maximum(self.count, 1)).astype(logits.dtype)
+        if reduction == "sum":
+            return nll.sum()
+        return nll
+
+    def backward(self, g):
+        xp = _ns(g)
+        grad = xp.exp(self.logp)
+        n, c = grad.shape
+        ls = self.smoothing
+        grad[xp.arange(n), self.safe] -= 1 - ls
+        if ls:
+            grad -= ls / c
+        grad *= self.valid[:, None]
+        if self.reduction == "mean":
+            grad *= g / xp.maximum(self.count, 1)
+        elif self.reduction == "sum":
+            grad *= g
+        else:
+            grad *= g[:, None]
+        return grad
+
+
+def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+    """Cross-entropy between ``input`` logits ``(N, C)`` and integer class ``target`` ``(N,)``.
+
+    As torch: ``(C,)`` with a 0-d target, and ``(N, C, d1, ...)`` with ``(N, d1, ...)`` targets,
+    are accepted too. Targets equal to ``ignore_index`` contribute nothing, and the mean is over
+    the remaining ones.
+    """
+    Tensor = _tensor_cls()
+    if not isinstance(target, Tensor):
+        target = as_tensor_like(target, input)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if target.data.dtype.kind not in "iu":
+        raise TypeError(
+            f"cross_entropy: target must hold integer class indices, got dtype {target.dtype}"
+        )
+    if input.ndim == 1:
+        out = cross_entropy(unsqueeze(input, 0), reshape(target, 1), ignore_index, reduction, label_smoothing)
+        return out if reduction != "none" else squeeze(out, 0)
+    if input.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
+        c = input.shape[1]
+        moved = permute(input, 0, *range(2, input.ndim), 1)
+        flat = cross_entropy(reshape(moved, -1, c), reshape(target, -1), ignore_index, reduction, label_smoothing)
+        return flat if reduction != "none" else reshape(flat, *target.shape)
+    n, c = input.shape
+    if target.shape != (n,):
+        raise ValueError(
+            f"cross_entropy: input {tuple(input.shape)} needs target of shape ({n},), got {tuple(target.shape)}"
+        )
+    t = target.data
+    bad = (t != ignore_index) & ((t < 0) | (t >= c))
+    if bad.any():
+        raise IndexError(
+            f"cross_entropy: target {int(t[bad][0])} is out of range for {c} classes"
+        )
+    return CrossEntropy.apply(
+        input, target=t, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing
+    )
+
+
+def nll_loss(input, target, ignore_index: int = -100):
+    """Mean negative log-likelihood of ``target`` under log-probabilities ``input`` ``(N, C)``."""
+    xp = _xp(input)
+    t = target.data
+    valid = t != ignore_index
+    rows = xp.arange(t.shape[0])[valid]
+    picked = getitem(input, (rows, t[valid]))
+    return -mean(picked)
+
+
+def mse_loss(input, target, reduction: str = "mean"):
+    """Mean squared error."""
+    diff = sub(input, target)
+    sq = diff * diff
+    if reduction == "mean":
+        return mean(sq)
+    if reduction == "sum":
+        return sum(sq)
+    return sq
+
+
+class LayerNorm(Function):
+    def forward(self, x, w=None, b=None, n_axes=1, eps=1e-5):
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=axes, keepdims=True)
+        self.rstd = 1 / _ns(x).sqrt(var + eps)
+        self.xhat = xc * self.rstd
+        self.w, self.axes = w, axes
+        self.n = 1
+        for ax in axes:
+            self.n *= x.shape[ax]
+        out = self.xhat * w if w is not None else self.xhat
+        return out + b if b is not None else out
+
+    def backward(self, g):
+        xhat, axes = self.xhat, self.axes
+        lead = tuple(range(g.ndim - len(axes)))
+        dxhat = g * self.w if self.w is not None else g
+        dx = self.rstd * (
+            dxhat
+            - dxhat.mean(axis=axes, keepdims=True)
+            - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+        )
+        dw = (g * xhat).sum(axis=lead) if self.w is not None else None
+        db = g.sum(axis=lead)
+        return dx, dw, db
+
+
+def _norm_shape(x, normalized_shape, op):
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ValueError(
+            f"{op}: input of shape {tuple(x.shape)} does not end with normalized_shape {normalized_shape}"
+        )
+    return normalized_shape
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Normalise over the trailing ``normalized_shape`` dims to zero mean and unit variance, then
+    scale by ``weight`` and shift by ``bias`` (fused: one node)."""
+    ns = _norm_shape(x, normalized_shape, "layer_norm")
+    if bias is not None and weight is None:
+        raise ValueError("layer_norm: a bias without a weight is not supported")
+    inputs = [t for t in (x, weight, bias) if t is not None]
+    return LayerNorm.apply(*inputs, n_axes=len(ns), eps=eps)
+
+
+class RMSNorm(Function):
+    def forward(self, x, w=None, n_axes=1, eps=1e-6):
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        self.r = 1 / _ns(x).sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
+        self.xhat = x * self.r
+        self.w, self.axes = w, axes
+        return self.xhat * w if w is not None else self.xhat
+
+    def backward(self, g):
+        xhat, axes = self.xhat, self.axes
+        dxhat = g * self.w if self.w is not None else g
+        dx = self.r * (dxhat - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+        if self.w is None:
+            return (dx,)
+        lead = tuple(range(g.ndim - len(axes)))
+        return dx, (g * xhat).sum(axis=lead)
+
+
+def rms_norm(x, normalized_shape, weight=None, eps: float | None = 1e-6):
+    """Scale to unit root-mean-square over the trailing dims: ``x / sqrt(mean(x^2) + eps) * weight``.
+
+    ``eps=0`` is allowed (it is what a buggy RMSNorm does: an all-zero row then gives NaN).
+    """
+    ns = _norm_shape(x, normalized_shape, "rms_norm")
+    if eps is None:
+        eps = float(np.finfo(x.dtype).eps)
+    inputs = [x] if weight is None else [x, weight]
+    return RMSNorm.apply(*inputs, n_axes=len(ns), eps=eps)
+
+
+class Dropout(Function):
+    def forward(self, x, p=0.5, mask=None):
+        self.scaled_mask = mask.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+        return x * self.scaled_mask
+
+    def backward(self, g):
+        return g * self.scaled_mask
+
+
+def dropout(x, p: float = 0.5, training: bool = True):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (training only)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    from .random import generator  # noqa: PLC0415
+
+    mask = generator(x.device).random(x.shape, dtype=np.float32) >= p
+    return Dropout.apply(x, p=p, mask=mask)
+
+
+# ================================================================================================
+# attention
+# ================================================================================================
+def causal_mask(xp, t_q: int, t_k: int):
+    """Boolean ``(t_q, t_k)`` mask, True where query i may attend key j.
+
+    Queries are the *last* ``t_q`` positions of the ``t_k`` keys (bottom-right aligned), which is
+    what KV-cache decoding needs; for ``t_q == t_k`` it is the usual lower triangle.
+    """
+    return xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
+
+
+class Attention(Function):
+    """Fused ``softmax(q k^T * scale + mask) v``: one node, saving only the attention weights."""
+
+    def forward(self, q, k, v, mask=None, scale=1.0):
+        xp = _ns(q)
+        s = kernels.matmul(q, k.swapaxes(-1, -2))
+        s *= q.dtype.type(scale)
+        if mask is not None:
+            if mask.dtype == bool:
+                s = xp.where(mask, s, q.dtype.type(np.finfo(q.dtype).min))
+            else:
+                s = s + mask
+        p = _softmax_array(s, -1)
+        self.q, self.k, self.v, self.p, self.scale = q, k, v, p, scale
+        return kernels.matmul(p, v)
+
+    def backward(self, g):
+        q, k, v, p = self.q, self.k, self.v, self.p
+        dv = kernels.matmul(p.swapaxes(-1, -2), g)
+        dp = kernels.matmul(g, v.swapaxes(-1, -2))
+        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+        ds *= q.dtype.type(self.scale)
+        dq = kernels.matmul(ds, k)
+        dk = kernels.matmul(ds.swapaxes(-1, -2), q)
+        return unbroadcast(dq, q.shape), unbroadcast(dk, k.shape), unbroadcast(dv, v.shape)
+
+
+def _attention_args(q, k, v, attn_mask, is_causal, scale):
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention: {name} needs shape (..., T, D), got {tuple(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"scaled_dot_product_attention: q {tuple(q.shape)} and k {tuple(k.shape)}: "
+            f"head dims {q.shape[-1]} and {k.shape[-1]} differ"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: k {tuple(k.shape)} and v {tuple(v.shape)}: "
+            f"key counts {k.shape[-2]} and {v.shape[-2]} differ"
+        )
+    xp = _xp(q)
+    mask = None
+    if attn_mask is not None:
+        mask = attn_mask.data if hasattr(attn_mask, "data") else xp.asarray(attn_mask)
+    if is_causal:
+        cm = causal_mask(xp, q.shape[-2], k.shape[-2])
+        mask = cm if mask is None else (mask & cm if mask.dtype == bool else xp.where(cm, mask, -xp.inf))
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    return mask, scale
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal: bool = False, scale=None, mask=None):
+    """Fused attention ``softmax(q @ k^T / sqrt(d) + mask) @ v`` over the last two dims.
+
+    ``attn_mask`` (alias ``mask``) is boolean (True = may attend) or additive float.
+    ``is_causal`` lets query i see keys up to its own position; with fewer queries than keys the
+    queries are taken to be the last ones (KV-cache decoding), unlike torch's top-left alignment.
+    """
+    if mask is not None:
+        attn_mask = mask
+    m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
+    return Attention.apply(q, k, v, mask=m, scale=s)
+
+
+def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=None, softmax_dim: int = -1):
+    """The same attention built from primitive ops: readable, slower, and the baseline the fused
+    op is tested against. ``softmax_dim`` exists to reproduce the softmax-over-queries bug."""
+    m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
+    scores = matmul(q, transpose(k, -2, -1)) * s
+    if m is not None:
+        if m.dtype == bool:
+            scores = masked_fill(scores, ~m, float(np.finfo(q.dtype).min))
+        else:
+            scores = scores + _tensor_cls()._wrap(m.astype(q.dtype), q.device, False)
+    weights = softmax(scores, softmax_dim)
+    return matmul(weights, v), weights
