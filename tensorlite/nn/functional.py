@@ -20,3 +20,4 @@ from ..functional import (  # noqa: F401
     softmax,
     tanh,
 )
+from .layers import linear  # noqa: F401  (fused x @ W^T + b)

@@ -1,0 +1,195 @@
+"""The basic layers: Linear, Embedding, the norms, Dropout, GELU and the two feed-forwards."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .. import kernels
+from ..autograd import Function
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+
+class LinearFunction(Function):
+    """``x @ W^T + b`` as one graph node, with the leading dims flattened into one GEMM.
+
+    ``weight_used`` (an array) replaces ``W`` in the product while the gradient still goes to ``W``:
+    that is the straight-through estimator :class:`~tensorlite.nn.BitLinear` needs.
+    """
+
+    def forward(self, x, w, b=None, weight_used=None):
+        wu = w if weight_used is None else weight_used
+        self.x, self.w = x, wu
+        x2 = x.reshape(-1, x.shape[-1])
+        out = kernels.matmul(x2, wu.T)
+        if b is not None:
+            out += b
+        return out.reshape(x.shape[:-1] + (wu.shape[0],))
+
+    def backward(self, g):
+        need = self.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = kernels.matmul(g2, self.w).reshape(self.x.shape) if need[0] else None
+        gw = kernels.matmul(g2.T, self.x.reshape(-1, self.x.shape[-1])) if need[1] else None
+        gb = g2.sum(axis=0) if len(need) > 2 and need[2] else None
+        return gx, gw, gb
+
+
+def linear(x, weight, bias=None, weight_used=None):
+    """``x @ weight.T + bias`` (as ``torch.nn.functional.linear``), fused into one node."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {tuple(x.shape)} does not fit weight of shape {tuple(weight.shape)}: "
+            f"in_features is {weight.shape[1]}, the input's last dimension is {x.shape[-1]}"
+        )
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}")
+    if bias is None:
+        return LinearFunction.apply(x, weight, weight_used=weight_used)
+    return LinearFunction.apply(x, weight, bias, weight_used=weight_used)
+
+
+class Linear(Module):
+    """``y = x W^T + b`` with ``W`` of shape ``(out_features, in_features)`` (torch's layout).
+
+    Initialised as torch: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias (the GPT re-initialises).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
+        init.fan_in_uniform_(self.weight, in_features)
+        if bias:
+            self.bias = Parameter(np.empty((out_features,), dtype=np.float32))
+            init.fan_in_uniform_(self.bias, in_features)
+        else:
+            self.bias = None
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A lookup table: ``Embedding(n, d)(idx)`` picks rows of a ``(n, d)`` weight (init N(0, 1))."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=np.float32))
+        init.normal_(self.weight)
+
+    def forward(self, idx):
+        if not isinstance(idx, Tensor):
+            idx = Tensor(np.asarray(idx, dtype=np.int64), device=self.weight.device)
+        return F.embedding(idx, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalise the last dimension to zero mean and unit variance, then scale and shift."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True) -> None:
+        super().__init__()
+        self.normalized_shape, self.eps = int(normalized_shape), float(eps)
+        self.weight = Parameter(np.ones((self.normalized_shape,), dtype=np.float32))
+        self.bias = Parameter(np.zeros((self.normalized_shape,), dtype=np.float32)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}"
+
+
+class RMSNorm(Module):
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension (no centring, no bias).
+
+    ``eps=0`` is accepted: it is the ``rmsnorm_no_eps`` fault (an all-zero row gives NaN).
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        if eps < 0:
+            raise ValueError(f"RMSNorm: eps must be >= 0, got {eps}")
+        self.normalized_shape, self.eps = int(normalized_shape), float(eps)
+        self.weight = Parameter(np.ones((self.normalized_shape,), dtype=np.float32))
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class Dropout(Module):
+    """Zero elements with probability ``p`` while training (survivors scaled by 1/(1-p))."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        return F.dropout(x, self.p, True)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GELU(Module):
+    """GELU; ``approximate="tanh"`` (GPT-2's formula, the default here) or ``"none"`` (exact erf)."""
+
+    def __init__(self, approximate: str = "tanh") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """``x * sigmoid(x)``."""
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+class MLP(Module):
+    """GPT-2's feed-forward: ``proj(gelu_tanh(fc(x)))`` with ``fc: d -> d_ff``, ``proj: d_ff -> d``."""
+
+    def __init__(self, d_model: int, d_ff: int, bias: bool = True, linear_cls=Linear) -> None:
+        super().__init__()
+        self.fc = linear_cls(d_model, d_ff, bias=bias)
+        self.proj = linear_cls(d_ff, d_model, bias=bias)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x), "tanh"))
+
+
+class SwiGLU(Module):
+    """LLaMA's gated feed-forward: ``proj(silu(w_gate(x)) * w_up(x))``."""
+
+    def __init__(self, d_model: int, d_ff: int, bias: bool = True, linear_cls=Linear) -> None:
+        super().__init__()
+        self.w_gate = linear_cls(d_model, d_ff, bias=bias)
+        self.w_up = linear_cls(d_model, d_ff, bias=bias)
+        self.proj = linear_cls(d_ff, d_model, bias=bias)
+
+    def forward(self, x):
+        return self.proj(F.silu(self.w_gate(x)) * self.w_up(x))

@@ -1,0 +1,20 @@
+"""Helpers around modules, as ``torch.nn.utils``."""
+
+from __future__ import annotations
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> float:
+    """Scale gradients so their global norm is at most ``max_norm``; returns the pre-clip norm.
+
+    The implementation lives in :func:`tensorlite.optim.clip_grad_norm_`.
+    """
+    from ..optim import clip_grad_norm_ as impl  # noqa: PLC0415  (optim imports nn)
+
+    if norm_type != 2.0:
+        raise ValueError(f"clip_grad_norm_: only norm_type=2 is supported, got {norm_type}")
+    return impl(parameters, max_norm)
+
+
+def parameter_count(module, trainable_only: bool = False) -> int:
+    """The number of scalars in ``module``'s unique parameters."""
+    return module.num_parameters(trainable_only)
