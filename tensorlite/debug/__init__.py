@@ -1,0 +1,33 @@
+"""Tools that find out why transformer training fails: probes, the dashboard, the doctor's
+preflight checks, a diagnosis from metrics, and NaN provenance (``detect_anomaly``)."""
+
+from . import anomaly, checks, metrics, probes
+from .anomaly import AnomalyError, detect_anomaly
+from .checks import CheckResult
+from .dashboard import dashboard, render_dashboard
+from .diagnose import Diagnosis, Finding, Thresholds, diagnose
+from .doctor import DoctorReport, doctor, doctor_for_config
+from .metrics import data_entropy, load_metrics
+from .probes import Probes
+
+__all__ = [
+    "AnomalyError",
+    "CheckResult",
+    "Diagnosis",
+    "DoctorReport",
+    "Finding",
+    "Probes",
+    "Thresholds",
+    "anomaly",
+    "checks",
+    "dashboard",
+    "data_entropy",
+    "detect_anomaly",
+    "diagnose",
+    "doctor",
+    "doctor_for_config",
+    "load_metrics",
+    "metrics",
+    "probes",
+    "render_dashboard",
+]
