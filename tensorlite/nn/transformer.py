@@ -21,6 +21,7 @@ from ..tensor import Tensor
 from . import init
 from .attention import KVCache, MultiHeadAttention
 from .bitlinear import BitLinear
+from .checkpoint import checkpoint
 from .layers import MLP, Dropout, Embedding, LayerNorm, Linear, RMSNorm, SwiGLU
 from .module import Module, ModuleList
 
@@ -72,6 +73,8 @@ class GPTConfig:
 
     ``d_ff=None`` means ``4 * d_model`` for ``ffn="gelu"`` and :func:`swiglu_hidden` for
     ``ffn="swiglu"``; ``norm_eps=None`` means 1e-5 for LayerNorm and 1e-6 for RMSNorm.
+    ``gradient_checkpointing=True`` recomputes each block in backward instead of keeping its graph
+    (training mode only; see :func:`tensorlite.nn.utils.checkpoint`).
     ``faults`` names entries of :data:`KNOWN_FAULTS` to reproduce bugs.
     """
 
@@ -89,6 +92,7 @@ class GPTConfig:
     tie_weights: bool = False
     linear: str = "dense"
     norm_eps: float | None = None
+    gradient_checkpointing: bool = False
     faults: tuple = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -115,7 +119,7 @@ class GPTConfig:
                 raise ValueError(
                     f"GPTConfig: {name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}"
                 )
-        for name in ("bias", "tie_weights"):
+        for name in ("bias", "tie_weights", "gradient_checkpointing"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")
         if self.norm_eps is not None and (not isinstance(self.norm_eps, (int, float)) or not self.norm_eps >= 0):
@@ -332,8 +336,12 @@ class GPT(Module):
             x = x + self.pos_emb.weight[offset : offset + t]
         x = self.drop(x)
         if cache is None:
-            for block in self.blocks:
-                x = block(x)
+            if self.config.gradient_checkpointing and self.training:
+                for block in self.blocks:
+                    x = checkpoint(block, x)
+            else:
+                for block in self.blocks:
+                    x = block(x)
         else:
             if len(cache.layers) != len(self.blocks):
                 raise ValueError(

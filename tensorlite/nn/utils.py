@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .checkpoint import checkpoint  # noqa: F401  (torch.utils.checkpoint lives here for us)
+
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> float:
     """Scale gradients so their global norm is at most ``max_norm``; returns the pre-clip norm.
