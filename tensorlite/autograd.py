@@ -11,11 +11,17 @@ from __future__ import annotations
 import functools
 import threading
 
-_state = threading.local()
+
+class _State(threading.local):
+    grad_enabled = True  # a class default, so each new thread starts with grad enabled
+
+
+_state = _State()
+_Tensor = None  # tensorlite.tensor.Tensor, bound by tensor.py (which imports this module)
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 def set_grad_enabled(mode: bool) -> None:
@@ -61,6 +67,7 @@ class enable_grad(_GradMode):
 # hot path pays one truthiness test.
 _forward_observers: list = []
 _backward_observers: list = []
+_new_tensor = object.__new__
 
 
 class Function:
@@ -73,24 +80,50 @@ class Function:
 
     inputs: tuple = ()
     needs_input_grad: tuple = ()
+    # Class defaults keep the backward loop's attribute reads cheap (no getattr fallbacks).
+    _hooks = None
+    _retained = None
+    _released = False
 
     @classmethod
     def apply(cls, *inputs, **kwargs):
-        from .tensor import Tensor  # noqa: PLC0415  (tensor imports autograd)
-
+        # The hot path of every op: kept flat, since at small sizes it costs more than the maths.
         fn = cls()
-        out = fn.forward(*[t.data for t in inputs], **kwargs)
-        requires_grad = False
-        if getattr(_state, "grad_enabled", True):
-            for t in inputs:
-                if t.requires_grad:
+        if len(inputs) == 1:
+            a = inputs[0]
+            out = fn.forward(a.data, **kwargs) if kwargs else fn.forward(a.data)
+            requires_grad = a.requires_grad and _state.grad_enabled
+            if requires_grad:
+                fn.needs_input_grad = (True,)
+        elif len(inputs) == 2:  # binary ops: no list building
+            a, b = inputs
+            out = fn.forward(a.data, b.data, **kwargs) if kwargs else fn.forward(a.data, b.data)
+            requires_grad = False
+            if _state.grad_enabled:
+                ra, rb = a.requires_grad, b.requires_grad
+                if ra or rb:
                     requires_grad = True
-                    break
-        result = Tensor._wrap(out, inputs[0].device, requires_grad)
+                    fn.needs_input_grad = (ra, rb)
+        else:
+            arrays = [t.data for t in inputs]
+            out = fn.forward(*arrays, **kwargs) if kwargs else fn.forward(*arrays)
+            requires_grad = False
+            if _state.grad_enabled:
+                needs = tuple([t.requires_grad for t in inputs])
+                if True in needs:
+                    requires_grad = True
+                    fn.needs_input_grad = needs
+        result = _new_tensor(_Tensor)
+        result.data = out
+        result.device = inputs[0].device
+        result.grad = None
+        result._hooks = None
+        result.requires_grad = requires_grad
         if requires_grad:
             fn.inputs = inputs
-            fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
             result.grad_fn = fn
+        else:
+            result.grad_fn = None
         if _forward_observers:
             for obs in _forward_observers:
                 obs(fn, inputs, result)
@@ -110,30 +143,31 @@ class Function:
         return f"<{self.name}Backward>"
 
 
-def _topological_order(root: Function) -> list:
-    """Nodes reachable from ``root``, each after every node that consumes its output."""
-    order = []
-    visited = {id(root)}
-    stack = [(root, iter(root.inputs))]
+def _consumer_counts(root: Function) -> dict:
+    """For every node reachable from ``root``: how many edges of the graph feed gradient into it."""
+    counts = {root: 0}
+    stack = [root]
     while stack:
-        node, children = stack[-1]
-        for t in children:
+        for t in stack.pop().inputs:
             child = t.grad_fn
-            if child is not None and id(child) not in visited:
-                visited.add(id(child))
-                stack.append((child, iter(child.inputs)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    order.reverse()
-    return order
+            if child is not None:
+                if child in counts:
+                    counts[child] += 1
+                else:
+                    counts[child] = 1
+                    stack.append(child)
+    return counts
+
+
+def _released_error() -> RuntimeError:
+    return RuntimeError(
+        "backward: trying to backward through the graph a second time (its saved arrays were "
+        "freed after the first backward); pass retain_graph=True to the first call"
+    )
 
 
 def backward(tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad``. See :meth:`Tensor.backward`."""
-    from .tensor import Tensor  # noqa: PLC0415
-
     if not tensor.requires_grad:
         raise RuntimeError(
             "backward: this tensor does not require grad and has no grad_fn; "
@@ -149,7 +183,7 @@ def backward(tensor, grad=None, retain_graph: bool = False) -> None:
             )
         g = xp.ones(tensor.data.shape, dtype=tensor.data.dtype)
     else:
-        g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=tensor.data.dtype)
+        g = grad.data if isinstance(grad, _Tensor) else xp.asarray(grad, dtype=tensor.data.dtype)
         if g.shape != tensor.data.shape:
             raise ValueError(
                 f"backward: gradient shape {tuple(g.shape)} does not match tensor shape "
@@ -159,38 +193,50 @@ def backward(tensor, grad=None, retain_graph: bool = False) -> None:
     if root is None:  # a leaf
         tensor._accumulate(g)
         return
-    if getattr(root, "_released", False):
-        raise RuntimeError(
-            "backward: trying to backward through the graph a second time (its saved arrays were "
-            "freed after the first backward); pass retain_graph=True to the first call"
-        )
-    grads = {id(root): g}
-    for fn in _topological_order(root):
-        g = grads.pop(id(fn), None)
-        if g is None:
-            continue
-        hooks = getattr(fn, "_hooks", None)
-        if hooks:
-            g = _run_hooks(hooks, g, tensor.device)
-        retained = getattr(fn, "_retained", None)
-        if retained is not None:
-            retained._accumulate(g)
-        input_grads = fn.backward(g)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if _backward_observers:
-            for obs in _backward_observers:
-                obs(fn, input_grads)
-        for t, ig, need in zip(fn.inputs, input_grads, fn.needs_input_grad):
-            if not need or ig is None:
-                continue
-            child = t.grad_fn
-            if child is None:
-                t._accumulate(ig)
-            else:
-                key = id(child)
-                prev = grads.get(key)
-                grads[key] = ig if prev is None else prev + ig
+    if root._released:
+        raise _released_error()
+    # Kahn's algorithm: a node runs once every consumer has passed its gradient down, so the
+    # gradient it receives is complete. Iterative, so a chain of any depth works.
+    pending = _consumer_counts(root)
+    grads = {root: g}
+    ready = [root]
+    observers = _backward_observers
+    while ready:
+        fn = ready.pop()
+        g = grads.pop(fn, None)
+        inputs = fn.inputs
+        if g is not None:
+            if fn._released:
+                raise _released_error()
+            if fn._hooks:
+                g = _run_hooks(fn._hooks, g, tensor.device)
+            if fn._retained is not None:
+                fn._retained._accumulate(g)
+            input_grads = fn.backward(g)
+            if type(input_grads) is not tuple:
+                input_grads = (input_grads,)
+            if observers:
+                for obs in observers:
+                    obs(fn, input_grads)
+            for t, ig, need in zip(inputs, input_grads, fn.needs_input_grad):
+                child = t.grad_fn
+                if need and ig is not None:
+                    if child is None:
+                        t._accumulate(ig)
+                    else:
+                        prev = grads.get(child)
+                        grads[child] = ig if prev is None else prev + ig
+                if child is not None:
+                    pending[child] -= 1
+                    if not pending[child]:
+                        ready.append(child)
+        else:  # no gradient reached this node; its inputs still wait for its edges
+            for t in inputs:
+                child = t.grad_fn
+                if child is not None:
+                    pending[child] -= 1
+                    if not pending[child]:
+                        ready.append(child)
         if not retain_graph:
             fn.__dict__.clear()
             fn._released = True
@@ -198,10 +244,8 @@ def backward(tensor, grad=None, retain_graph: bool = False) -> None:
 
 def _run_hooks(hooks, g, device):
     """Call each ``register_hook`` function with the gradient; a returned tensor replaces it."""
-    from .tensor import Tensor  # noqa: PLC0415
-
     for hook in hooks:
-        out = hook(Tensor._wrap(g, device, False))
+        out = hook(_Tensor._wrap(g, device, False))
         if out is not None:
             g = out.data
     return g

@@ -60,6 +60,7 @@ def as_tensor(data, dtype=None, device="cpu") -> Tensor:
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with a NumPy array (its dtype kept)."""
     return Tensor(array)
 
 
@@ -76,18 +77,22 @@ def _make(fill, size, dtype, requires_grad, device):
 
 
 def zeros(*size, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    """A tensor of zeros (float32 unless ``dtype``)."""
     return _make(lambda xp, s, d: xp.zeros(s, dtype=d), size, dtype, requires_grad, device)
 
 
 def ones(*size, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    """A tensor of ones (float32 unless ``dtype``)."""
     return _make(lambda xp, s, d: xp.ones(s, dtype=d), size, dtype, requires_grad, device)
 
 
 def empty(*size, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    """An uninitialised tensor (float32 unless ``dtype``)."""
     return _make(lambda xp, s, d: xp.empty(s, dtype=d), size, dtype, requires_grad, device)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value`` (bool/int64/float32 after the value, unless ``dtype``)."""
     if dtype is None and isinstance(fill_value, bool):
         dtype = bool_
     elif dtype is None and isinstance(fill_value, int):
@@ -96,10 +101,12 @@ def full(size, fill_value, dtype=None, requires_grad=False, device="cpu") -> Ten
 
 
 def eye(n: int, m: int | None = None, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    """The ``n x m`` identity matrix."""
     return _make(lambda xp, s, d: xp.eye(n, m, dtype=d), ((),), dtype, requires_grad, device)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    """Values from ``start`` to ``end`` (exclusive) in steps (int64 for ints, else float32)."""
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -110,6 +117,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device="cpu
 
 
 def linspace(start, end, steps: int, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     dev = get_device(device)
     arr = dev.xp.linspace(start, end, steps, dtype=dtype or default_dtype)
     return Tensor(arr, requires_grad=requires_grad, device=dev)
@@ -141,6 +149,7 @@ def randint(low, high=None, size=(), dtype=None, device="cpu") -> Tensor:
 
 
 def randperm(n: int, device="cpu") -> Tensor:
+    """A random permutation of ``0..n-1`` (int64)."""
     dev = get_device(device)
     return Tensor(generator(dev).permutation(n).astype(np.int64), device=dev)
 
@@ -150,24 +159,30 @@ def _like(fn, t, dtype, requires_grad, **kw):
 
 
 def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Zeros with ``t``'s shape, dtype and device."""
     return _like(zeros, t, dtype, requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Ones with ``t``'s shape, dtype and device."""
     return _like(ones, t, dtype, requires_grad)
 
 
 def empty_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Uninitialised, with ``t``'s shape, dtype and device."""
     return _like(empty, t, dtype, requires_grad)
 
 
 def randn_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Standard normal samples with ``t``'s shape, dtype and device."""
     return _like(randn, t, dtype, requires_grad)
 
 
 def rand_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Uniform [0, 1) samples with ``t``'s shape, dtype and device."""
     return _like(rand, t, dtype, requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    """``fill_value`` with ``t``'s shape, dtype and device."""
     return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad, device=t.device)

@@ -20,10 +20,11 @@ _SCALARS = (int, float, bool, np.number, np.bool_)
 # ================================================================================================
 # argument handling
 # ================================================================================================
-def _tensor_cls():
-    from .tensor import Tensor  # noqa: PLC0415  (tensor imports this module)
+_Tensor = None  # tensorlite.tensor.Tensor, bound by tensor.py (which imports this module)
 
-    return Tensor
+
+def _tensor_cls():
+    return _Tensor
 
 
 def as_tensor_like(x, like):
@@ -79,7 +80,10 @@ def _broadcast_error(op: str, sa, sb) -> ValueError:
 
 
 def _binary(cls, op: str, a, b):
-    a, b = _pair(a, b, op)
+    # fast path: two tensors of one device and dtype need no conversion
+    if not (isinstance(a, _Tensor) and isinstance(b, _Tensor) and a.device is b.device
+            and a.data.dtype == b.data.dtype):
+        a, b = _pair(a, b, op)
     try:
         return cls.apply(a, b)
     except ValueError:
@@ -90,13 +94,13 @@ def _binary(cls, op: str, a, b):
         raise
 
 
-def _dims(dim, ndim: int):
+def _dims(dim, ndim: int, op: str = "dim"):
     """Normalise ``dim`` (None, int or tuple) to a tuple of non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, (list, tuple)):
-        return tuple(_dim(d, ndim) for d in dim)
-    return (_dim(dim, ndim),)
+        return tuple(_dim(d, ndim, op) for d in dim)
+    return (_dim(dim, ndim, op),)
 
 
 def _dim(d: int, ndim: int, op: str = "dim") -> int:
@@ -231,16 +235,18 @@ def _is_scalar(x) -> bool:
 
 def add(a, b):
     """``a + b`` with broadcasting."""
-    Tensor = _tensor_cls()
-    if isinstance(a, Tensor) and _is_scalar(b):
+    if isinstance(b, _Tensor):  # the common case first: tensor op tensor
+        return _binary(Add, "add", a, b)
+    if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
         return ScalarAdd.apply(a, scalar=b)
     return _binary(Add, "add", a, b)
 
 
 def sub(a, b):
     """``a - b`` with broadcasting."""
-    Tensor = _tensor_cls()
-    if isinstance(a, Tensor) and _is_scalar(b):
+    if isinstance(b, _Tensor):  # the common case first: tensor op tensor
+        return _binary(Sub, "sub", a, b)
+    if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
         return ScalarAdd.apply(a, scalar=-b)
     return _binary(Sub, "sub", a, b)
 
@@ -254,8 +260,9 @@ def rsub(a, b):
 
 def mul(a, b):
     """``a * b`` with broadcasting."""
-    Tensor = _tensor_cls()
-    if isinstance(a, Tensor) and _is_scalar(b):
+    if isinstance(b, _Tensor):  # the common case first: tensor op tensor
+        return _binary(Mul, "mul", a, b)
+    if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
         return ScalarMul.apply(a, scalar=b)
     return _binary(Mul, "mul", a, b)
 
@@ -315,7 +322,7 @@ class Exp(Function):
 
 def _ns(a):
     """The array module of ``a`` (NumPy or CuPy)."""
-    if isinstance(a, np.ndarray):
+    if isinstance(a, (np.ndarray, np.generic)):  # np.generic: 0-d NumPy arithmetic yields scalars
         return np
     import cupy  # noqa: PLC0415
 
@@ -346,7 +353,7 @@ class Rsqrt(Function):
         return self.out
 
     def backward(self, g):
-        return g * (-0.5 * self.out**3)
+        return g * (-0.5 * self.out * self.out * self.out)
 
 
 class Abs(Function):
@@ -364,7 +371,13 @@ class Tanh(Function):
         return self.out
 
     def backward(self, g):
-        return g * (1 - self.out * self.out)
+        out = self.out  # 1 - tanh^2, built in one buffer (ufuncs with out= keep 0-d arrays arrays)
+        xp = _ns(out)
+        d = xp.empty_like(out)
+        xp.multiply(out, out, out=d)
+        xp.subtract(1, d, out=d)
+        xp.multiply(d, g, out=d)
+        return d
 
 
 class Sigmoid(Function):
@@ -396,17 +409,39 @@ class Gelu(Function):
         xp = _ns(a)
         self.a, self.approximate = a, approximate
         if approximate == "tanh":
-            self.t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
-            return 0.5 * a * (1 + self.t)
+            # In place, one temporary at a time: an FFN activation is the largest array of a step
+            # and this op is memory-bound (and a*a*a, not a**3: NumPy's float32 power with an int
+            # exponent is ~200x slower).
+            u = xp.multiply(a, a, out=xp.empty_like(a))  # (an array even for 0-d input)
+            u *= 0.044715
+            u += 1.0
+            u *= a
+            u *= _SQRT_2_OVER_PI  # sqrt(2/pi) * (a + 0.044715 a^3)
+            self.t = t = xp.tanh(u, out=u)
+            out = t + 1.0
+            out *= a
+            out *= 0.5
+            return out
         self.cdf = 0.5 * (1 + _erf(xp, a / math.sqrt(2.0)))
         return a * self.cdf
 
     def backward(self, g):
         a, xp = self.a, _ns(self.a)
         if self.approximate == "tanh":
+            # 0.5 (1 + t) + 0.5 a (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 a^2), in place
             t = self.t
-            dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
-            return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * dinner)
+            d = a * a
+            d *= 3 * 0.044715 * _SQRT_2_OVER_PI
+            d += _SQRT_2_OVER_PI
+            w = xp.multiply(t, t, out=xp.empty_like(t))
+            xp.subtract(1.0, w, out=w)
+            w *= d
+            w *= a
+            w += t
+            w += 1.0
+            w *= 0.5
+            w *= g
+            return w
         pdf = xp.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
         return g * (self.cdf + a * pdf)
 
@@ -439,6 +474,7 @@ class Clamp(Function):
 
 
 def neg(a):
+    """Elementwise ``-a``."""
     return Neg.apply(a)
 
 
@@ -453,6 +489,7 @@ def log(a):
 
 
 def sqrt(a):
+    """Elementwise square root."""
     return Sqrt.apply(a)
 
 
@@ -462,18 +499,22 @@ def rsqrt(a):
 
 
 def abs(a):
+    """Elementwise absolute value (gradient ``sign(a)``, 0 at 0)."""
     return Abs.apply(a)
 
 
 def tanh(a):
+    """Elementwise hyperbolic tangent."""
     return Tanh.apply(a)
 
 
 def sigmoid(a):
+    """Elementwise logistic ``1 / (1 + exp(-a))``, computed without overflow."""
     return Sigmoid.apply(a)
 
 
 def relu(a):
+    """Elementwise ``max(a, 0)`` (gradient 0 at 0, as torch)."""
     return Relu.apply(a)
 
 
@@ -538,7 +579,20 @@ class Var(Function):
 
     def backward(self, g):
         g = _expand_grad(g, self.centered.shape, self.axes, self.keepdim)
-        return g * (2.0 / self.denom) * self.centered
+        # np.float64: with no degrees of freedom left this is inf (as the forward), not a ZeroDivisionError
+        return g * (np.float64(2.0) / self.denom) * self.centered
+
+
+class Std(Var):
+    def forward(self, a, axes=None, keepdim=False, correction=1):
+        self.out = _ns(a).sqrt(super().forward(a, axes, keepdim, correction))
+        return self.out
+
+    def backward(self, g):
+        xp = _ns(g)
+        out = self.out
+        safe = xp.where(out == 0, 1, out)
+        return super().backward(xp.where(out == 0, 0, g / (2 * safe)))
 
 
 class AMax(Function):
@@ -582,34 +636,38 @@ MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 def sum(a, dim=None, keepdim: bool = False):
     """Sum over ``dim`` (an int, a tuple, or all dims when None)."""
-    return Sum.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim)
+    return Sum.apply(a, axes=_dims(dim, a.ndim, "sum"), keepdim=keepdim)
 
 
 def mean(a, dim=None, keepdim: bool = False):
     """Mean over ``dim`` (an int, a tuple, or all dims when None)."""
     if a.data.dtype.kind != "f":
         raise TypeError(f"mean: needs a floating-point tensor, got {a.dtype}; call .float() first")
-    return Mean.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim)
+    return Mean.apply(a, axes=_dims(dim, a.ndim, "mean"), keepdim=keepdim)
 
 
 def var(a, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
     """Variance over ``dim`` with Bessel's ``correction`` (1 by default, as torch)."""
     if unbiased is not None:
         correction = 1 if unbiased else 0
-    return Var.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim, correction=correction)
+    return Var.apply(a, axes=_dims(dim, a.ndim, "var"), keepdim=keepdim, correction=correction)
 
 
 def std(a, dim=None, keepdim: bool = False, correction: int = 1, unbiased=None):
-    return sqrt(var(a, dim, keepdim, correction, unbiased))
+    """Standard deviation over ``dim``; a zero std gets a zero gradient (as torch), not NaN."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    return Std.apply(a, axes=_dims(dim, a.ndim, "std"), keepdim=keepdim, correction=correction)
 
 
 def amax(a, dim=None, keepdim: bool = False):
     """Maximum over ``dim``; ties share the gradient."""
-    return AMax.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim)
+    return AMax.apply(a, axes=_dims(dim, a.ndim, "amax"), keepdim=keepdim)
 
 
 def amin(a, dim=None, keepdim: bool = False):
-    return AMax.apply(a, axes=_dims(dim, a.ndim), keepdim=keepdim, use_min=True)
+    """Minimum over ``dim``; ties share the gradient."""
+    return AMax.apply(a, axes=_dims(dim, a.ndim, "amin"), keepdim=keepdim, use_min=True)
 
 
 def max(a, dim=None, keepdim: bool = False):
@@ -618,7 +676,7 @@ def max(a, dim=None, keepdim: bool = False):
         return amax(a)
     if isinstance(dim, _tensor_cls()):
         return maximum(a, dim)
-    dim = _dim(dim, a.ndim)
+    dim = _dim(dim, a.ndim, "max")
     vals = MaxWithIndices.apply(a, dim=dim, keepdim=keepdim)
     return MaxResult(vals, argmax(a, dim, keepdim))
 
@@ -629,7 +687,7 @@ def min(a, dim=None, keepdim: bool = False):
         return amin(a)
     if isinstance(dim, _tensor_cls()):
         return minimum(a, dim)
-    dim = _dim(dim, a.ndim)
+    dim = _dim(dim, a.ndim, "min")
     vals = MaxWithIndices.apply(a, dim=dim, keepdim=keepdim, use_min=True)
     return MaxResult(vals, argmin(a, dim, keepdim))
 
@@ -639,37 +697,51 @@ def _no_grad_result(a, arr):
 
 
 def argmax(a, dim=None, keepdim: bool = False):
+    """Index of the largest element over ``dim`` (of the flattened tensor when None); int64, no gradient."""
     xp = _xp(a)
     if dim is None:
         return _no_grad_result(a, xp.asarray(xp.argmax(a.data), dtype=np.int64))
-    dim = _dim(dim, a.ndim)
+    dim = _dim(dim, a.ndim, "argmax")
     return _no_grad_result(a, xp.argmax(a.data, axis=dim, keepdims=keepdim).astype(np.int64))
 
 
 def argmin(a, dim=None, keepdim: bool = False):
+    """Index of the smallest element over ``dim`` (of the flattened tensor when None); int64, no gradient."""
     xp = _xp(a)
     if dim is None:
         return _no_grad_result(a, xp.asarray(xp.argmin(a.data), dtype=np.int64))
-    dim = _dim(dim, a.ndim)
+    dim = _dim(dim, a.ndim, "argmin")
     return _no_grad_result(a, xp.argmin(a.data, axis=dim, keepdims=keepdim).astype(np.int64))
 
 
 def any(a, dim=None, keepdim: bool = False):
-    return _no_grad_result(a, a.data.any(axis=_dims(dim, a.ndim), keepdims=keepdim))
+    """True where any element over ``dim`` is nonzero (bool, no gradient)."""
+    return _no_grad_result(a, a.data.any(axis=_dims(dim, a.ndim, "any"), keepdims=keepdim))
 
 
 def all(a, dim=None, keepdim: bool = False):
-    return _no_grad_result(a, a.data.all(axis=_dims(dim, a.ndim), keepdims=keepdim))
+    """True where every element over ``dim`` is nonzero (bool, no gradient)."""
+    return _no_grad_result(a, a.data.all(axis=_dims(dim, a.ndim, "all"), keepdims=keepdim))
+
+
+def _check_broadcast(op: str, sa, sb) -> None:
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        raise _broadcast_error(op, sa, sb) from None
 
 
 def maximum(a, b):
     """Elementwise maximum; ties send the gradient to ``a``."""
     a, b = _pair(a, b, "maximum")
+    _check_broadcast("maximum", a.shape, b.shape)
     return where(a >= b, a, b)
 
 
 def minimum(a, b):
+    """Elementwise minimum; ties send the gradient to ``a``."""
     a, b = _pair(a, b, "minimum")
+    _check_broadcast("minimum", a.shape, b.shape)
     return where(a <= b, a, b)
 
 
@@ -698,6 +770,7 @@ _COMPARE = {
 
 
 def compare(a, b, op: str):
+    """Elementwise comparison ``op`` ("eq", "lt", ... "and", "or"): a bool tensor outside the graph."""
     Tensor = _tensor_cls()
     bd = b.data if isinstance(b, Tensor) else b
     try:
@@ -707,18 +780,22 @@ def compare(a, b, op: str):
 
 
 def logical_not(a):
+    """Elementwise logical not (bool result)."""
     return _no_grad_result(a, ~a.data if a.data.dtype == bool else a.data == 0)
 
 
 def isnan(a):
+    """Elementwise NaN test (bool)."""
     return _no_grad_result(a, _xp(a).isnan(a.data))
 
 
 def isinf(a):
+    """Elementwise infinity test (bool)."""
     return _no_grad_result(a, _xp(a).isinf(a.data))
 
 
 def isfinite(a):
+    """Elementwise finiteness test (bool)."""
     return _no_grad_result(a, _xp(a).isfinite(a.data))
 
 
@@ -756,6 +833,7 @@ class Clone(Function):
 
 
 def cast(a, dtype):
+    """Convert to ``dtype``; differentiable between float dtypes, cut from the graph otherwise."""
     dtype = np.dtype(dtype)
     if a.data.dtype == dtype:
         return a
@@ -766,6 +844,7 @@ def cast(a, dtype):
 
 
 def to_device(a, device):
+    """Copy to ``device`` (differentiable: the gradient is copied back)."""
     if a.device is device:
         return a
     out = ToDevice.apply(a, device=device)
@@ -774,6 +853,7 @@ def to_device(a, device):
 
 
 def clone(a):
+    """A copy with its own memory (differentiable)."""
     return Clone.apply(a)
 
 
@@ -786,6 +866,7 @@ def _check_inplace(t, op: str):
 
 
 def inplace(t, other, op: str):
+    """In-place ``t op= other`` on the data; refused on a tensor that needs grad while grad mode is on."""
     _check_inplace(t, f"in-place {op}")
     Tensor = _tensor_cls()
     od = other.data if isinstance(other, Tensor) else other
@@ -804,9 +885,17 @@ def inplace(t, other, op: str):
 
 
 def setitem_(t, key, value):
+    """``t[key] = value`` on the data; refused on a tensor that needs grad while grad mode is on."""
     _check_inplace(t, "setitem")
     Tensor = _tensor_cls()
-    t.data[_index_key(key)] = value.data if isinstance(value, Tensor) else value
+    v = value.data if isinstance(value, Tensor) else value
+    try:
+        t.data[_index_key(key)] = v
+    except ValueError:
+        raise ValueError(
+            f"setitem: value of shape {tuple(np.shape(v))} cannot be broadcast into the indexed part "
+            f"of a tensor of shape {tuple(t.shape)}"
+        ) from None
 
 
 # ================================================================================================
@@ -869,6 +958,7 @@ def transpose(a, dim0: int, dim1: int):
 
 
 def permute(a, *dims):
+    """Reorder the dimensions: ``permute(a, 2, 0, 1)``."""
     dims = _shape_arg(dims)
     if sorted(d % builtins.max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} dims of {tuple(a.shape)}")
@@ -876,21 +966,24 @@ def permute(a, *dims):
 
 
 def unsqueeze(a, dim: int):
+    """Insert a dimension of size 1 at ``dim``."""
     dim = _dim(dim, a.ndim + 1, "unsqueeze")
     shape = a.shape[:dim] + (1,) + a.shape[dim:]
     return Reshape.apply(a, shape=shape)
 
 
 def squeeze(a, dim=None):
+    """Remove dimensions of size 1 (all, or those in ``dim``)."""
     if dim is None:
         shape = tuple(s for s in a.shape if s != 1)
     else:
-        axes = _dims(dim, a.ndim)
+        axes = _dims(dim, a.ndim, "squeeze")
         shape = tuple(s for i, s in enumerate(a.shape) if not (i in axes and s == 1))
     return Reshape.apply(a, shape=shape)
 
 
 def expand(a, *sizes):
+    """Broadcast to ``sizes`` without copying (-1 keeps a dimension)."""
     sizes = _shape_arg(sizes)
     lead = len(sizes) - a.ndim
     if lead < 0:
@@ -903,10 +996,12 @@ def expand(a, *sizes):
 
 
 def broadcast_to(a, shape):
+    """Same as :func:`expand` with a shape tuple."""
     return expand(a, *shape)
 
 
 def flatten(a, start_dim: int = 0, end_dim: int = -1):
+    """Merge dimensions ``start_dim..end_dim`` into one."""
     if a.ndim == 0:
         return reshape(a, 1)
     s, e = _dim(start_dim, a.ndim), _dim(end_dim, a.ndim)
@@ -962,6 +1057,7 @@ def cat(tensors, dim: int = 0):
 
 
 def any_mismatch(a, b, skip):
+    """True when shapes ``a`` and ``b`` differ in a dimension other than ``skip``."""
     return builtins.any(x != y for i, (x, y) in enumerate(zip(a, b)) if i != skip)
 
 
@@ -1064,9 +1160,13 @@ def where(condition, a, b):
     a, b = _pair(as_tensor_like(a, ref), as_tensor_like(b, ref), "where")
     cond = condition.data if isinstance(condition, Tensor) else condition
     try:
-        return Where.apply(a, b, cond=cond.astype(bool) if hasattr(cond, "astype") else cond)
+        np.broadcast_shapes(np.shape(cond), a.shape, b.shape)
     except ValueError:
-        raise _broadcast_error("where", a.shape, np.shape(cond)) from None
+        raise ValueError(
+            f"where: condition {tuple(np.shape(cond))}, input {tuple(a.shape)} and other "
+            f"{tuple(b.shape)} cannot be broadcast together"
+        ) from None
+    return Where.apply(a, b, cond=cond.astype(bool) if hasattr(cond, "astype") else cond)
 
 
 class MaskedFill(Function):
@@ -1103,10 +1203,12 @@ class Tri(Function):
 
 
 def tril(a, diagonal: int = 0):
+    """Keep the lower triangle (``j <= i + diagonal``) of the last two dims, zero the rest."""
     return Tri.apply(a, k=diagonal)
 
 
 def triu(a, diagonal: int = 0):
+    """Keep the upper triangle (``j >= i + diagonal``) of the last two dims, zero the rest."""
     return Tri.apply(a, k=diagonal, upper=True)
 
 
@@ -1132,16 +1234,26 @@ class Embedding(Function):
     def backward(self, g):
         xp = _ns(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
-        scatter_add(xp, out, self.idx.reshape(-1), g.reshape(-1, self.shape[1]))
+        flat, rows = self.idx.reshape(-1), g.reshape(-1, self.shape[1])
+        if xp is np and flat.size:
+            # Sort, then sum runs of equal ids: several times faster than np.add.at on the CPU.
+            order = np.argsort(flat, kind="stable")
+            ids, starts = np.unique(flat[order], return_index=True)
+            out[ids] = np.add.reduceat(rows[order], starts, axis=0)
+        else:
+            scatter_add(xp, out, flat, rows)
         return out
 
 
 def embedding(input, weight):
     """Rows of ``weight`` picked by the integer tensor ``input`` (gradients scatter-add)."""
-    idx = input.data if hasattr(input, "data") else np.asarray(input)
+    idx = input.data if isinstance(input, _tensor_cls()) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be an integer tensor, got dtype {idx.dtype}")
-    if idx.size:
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape {tuple(weight.shape)}")
+    # Bounds are checked on the CPU only: on a GPU the check would cost a host sync every step.
+    if idx.size and isinstance(idx, np.ndarray):
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= weight.shape[0]:
             raise IndexError(
@@ -1159,7 +1271,8 @@ class Gather(Function):
     def backward(self, g):
         xp = _ns(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
-        grids = xp.meshgrid(*[xp.arange(n) for n in self.index.shape], indexing="ij")
+        # a list: NumPy 2 returns a tuple, and the gather dim's grid is replaced by the index
+        grids = list(xp.meshgrid(*[xp.arange(n) for n in self.index.shape], indexing="ij"))
         grids[self.dim] = self.index
         scatter_add(xp, out, tuple(grids), g)
         return out
@@ -1167,7 +1280,16 @@ class Gather(Function):
 
 def gather(a, dim: int, index):
     """``out[i][j] = a[i][index[i][j]]`` along ``dim``, as torch.gather."""
-    return Gather.apply(a, dim=_dim(dim, a.ndim, "gather"), index=index.data)
+    d = _dim(dim, a.ndim, "gather")
+    idx = index.data if hasattr(index, "data") else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"gather: index must be an integer tensor, got dtype {idx.dtype}")
+    if idx.ndim != a.ndim:
+        raise ValueError(f"gather: index {tuple(idx.shape)} and input {tuple(a.shape)} need the same number of dims")
+    if idx.size and (int(idx.min()) < -a.shape[d] or int(idx.max()) >= a.shape[d]):
+        bad = int(idx.max()) if int(idx.max()) >= a.shape[d] else int(idx.min())
+        raise IndexError(f"gather: index {bad} is out of range for dimension {d} of size {a.shape[d]}")
+    return Gather.apply(a, dim=d, index=idx)
 
 
 # ================================================================================================
@@ -1332,7 +1454,7 @@ def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mea
         )
     t = target.data
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
-    if bad.any():
+    if isinstance(t, np.ndarray) and bad.any():  # CPU only: on a GPU this would sync every step
         raise IndexError(
             f"cross_entropy: target {int(t[bad][0])} is out of range for {c} classes"
         )
@@ -1353,6 +1475,9 @@ def nll_loss(input, target, ignore_index: int = -100):
 
 def mse_loss(input, target, reduction: str = "mean"):
     """Mean squared error."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    _check_broadcast("mse_loss", input.shape, np.shape(target.data if hasattr(target, "data") else target))
     diff = sub(input, target)
     sq = diff * diff
     if reduction == "mean":
@@ -1369,26 +1494,37 @@ class LayerNorm(Function):
         xc = x - mu
         var = (xc * xc).mean(axis=axes, keepdims=True)
         self.rstd = 1 / _ns(x).sqrt(var + eps)
-        self.xhat = xc * self.rstd
+        xc *= self.rstd
+        self.xhat = xc
         self.w, self.axes = w, axes
         self.n = 1
         for ax in axes:
             self.n *= x.shape[ax]
-        out = self.xhat * w if w is not None else self.xhat
-        return out + b if b is not None else out
+        if w is None:
+            return self.xhat + b if b is not None else self.xhat
+        out = self.xhat * w
+        if b is not None:
+            out += b
+        return out
 
     def backward(self, g):
         xhat, axes = self.xhat, self.axes
         lead = tuple(range(g.ndim - len(axes)))
-        dxhat = g * self.w if self.w is not None else g
-        dx = self.rstd * (
-            dxhat
-            - dxhat.mean(axis=axes, keepdims=True)
-            - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
-        )
-        dw = (g * xhat).sum(axis=lead) if self.w is not None else None
+        gx = g * xhat
+        dw = gx.sum(axis=lead) if self.w is not None else None
         db = g.sum(axis=lead)
-        return dx, dw, db
+        # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), with few temporaries
+        if self.w is not None:
+            dxhat = g * self.w
+            gx *= self.w  # = dxhat * xhat
+        else:
+            dxhat = g.copy()
+        proj = gx.mean(axis=axes, keepdims=True)
+        dxhat -= dxhat.mean(axis=axes, keepdims=True)
+        xp = _ns(g)
+        dxhat -= xp.multiply(xhat, proj, out=gx)
+        dxhat *= self.rstd
+        return dxhat, dw, db
 
 
 def _norm_shape(x, normalized_shape, op):
@@ -1402,10 +1538,17 @@ def _norm_shape(x, normalized_shape, op):
     return normalized_shape
 
 
+def _check_affine(op, ns, **params):
+    for name, p in params.items():
+        if p is not None and tuple(p.shape) != ns:
+            raise ValueError(f"{op}: {name} of shape {tuple(p.shape)} does not match normalized_shape {ns}")
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the trailing ``normalized_shape`` dims to zero mean and unit variance, then
     scale by ``weight`` and shift by ``bias`` (fused: one node)."""
     ns = _norm_shape(x, normalized_shape, "layer_norm")
+    _check_affine("layer_norm", ns, weight=weight, bias=bias)
     if bias is not None and weight is None:
         raise ValueError("layer_norm: a bias without a weight is not supported")
     inputs = [t for t in (x, weight, bias) if t is not None]
@@ -1436,6 +1579,7 @@ def rms_norm(x, normalized_shape, weight=None, eps: float | None = 1e-6):
     ``eps=0`` is allowed (it is what a buggy RMSNorm does: an all-zero row then gives NaN).
     """
     ns = _norm_shape(x, normalized_shape, "rms_norm")
+    _check_affine("rms_norm", ns, weight=weight)
     if eps is None:
         eps = float(np.finfo(x.dtype).eps)
     inputs = [x] if weight is None else [x, weight]
@@ -1484,12 +1628,22 @@ class Attention(Function):
         xp = _ns(q)
         s = kernels.matmul(q, k.swapaxes(-1, -2))
         s *= q.dtype.type(scale)
+        # The (B, H, T, T) scores are the largest arrays of the op: mask and softmax work on them
+        # in place rather than allocating a new one per step.
+        in_place = mask is None or xp.broadcast_shapes(mask.shape, s.shape) == s.shape
         if mask is not None:
             if mask.dtype == bool:
-                s = xp.where(mask, s, q.dtype.type(np.finfo(q.dtype).min))
+                if in_place:
+                    xp.copyto(s, q.dtype.type(np.finfo(q.dtype).min), where=~mask)
+                else:
+                    s = xp.where(mask, s, q.dtype.type(np.finfo(q.dtype).min))
+            elif in_place:
+                s += mask
             else:
                 s = s + mask
-        p = _softmax_array(s, -1)
+        s -= s.max(axis=-1, keepdims=True)
+        p = xp.exp(s, out=s)
+        p /= p.sum(axis=-1, keepdims=True)
         self.q, self.k, self.v, self.p, self.scale = q, k, v, p, scale
         return kernels.matmul(p, v)
 
@@ -1497,8 +1651,12 @@ class Attention(Function):
         q, k, v, p = self.q, self.k, self.v, self.p
         dv = kernels.matmul(p.swapaxes(-1, -2), g)
         dp = kernels.matmul(g, v.swapaxes(-1, -2))
-        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
-        ds *= q.dtype.type(self.scale)
+        # ds = p * (dp - sum(dp * p)) * scale, in place in dp
+        rowsum = (dp * p).sum(axis=-1, keepdims=True)
+        dp -= rowsum
+        dp *= p
+        dp *= q.dtype.type(self.scale)
+        ds = dp
         dq = kernels.matmul(ds, k)
         dk = kernels.matmul(ds.swapaxes(-1, -2), q)
         return unbroadcast(dq, q.shape), unbroadcast(dk, k.shape), unbroadcast(dv, v.shape)
@@ -1518,10 +1676,25 @@ def _attention_args(q, k, v, attn_mask, is_causal, scale):
             f"scaled_dot_product_attention: k {tuple(k.shape)} and v {tuple(v.shape)}: "
             f"key counts {k.shape[-2]} and {v.shape[-2]} differ"
         )
+    try:
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"scaled_dot_product_attention: batch dims of q {tuple(q.shape)}, k {tuple(k.shape)} "
+            f"and v {tuple(v.shape)} cannot be broadcast together"
+        ) from None
     xp = _xp(q)
     mask = None
     if attn_mask is not None:
-        mask = attn_mask.data if hasattr(attn_mask, "data") else xp.asarray(attn_mask)
+        mask = attn_mask.data if isinstance(attn_mask, _tensor_cls()) else xp.asarray(attn_mask)
+        scores = tuple(batch) + (q.shape[-2], k.shape[-2])
+        try:
+            np.broadcast_shapes(mask.shape, scores)
+        except ValueError:
+            raise ValueError(
+                f"scaled_dot_product_attention: attn_mask {tuple(mask.shape)} does not broadcast to "
+                f"the scores {scores} (batch..., queries, keys)"
+            ) from None
     if is_causal:
         cm = causal_mask(xp, q.shape[-2], k.shape[-2])
         mask = cm if mask is None else (mask & cm if mask.dtype == bool else xp.where(cm, mask, -xp.inf))

@@ -48,27 +48,33 @@ class Tensor:
     # ---- attributes -------------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
+        """The size of each dimension, a tuple (as NumPy; torch's ``torch.Size`` is a tuple too)."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The NumPy dtype of the data (``tl.float32`` by default)."""
         return self.data.dtype
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return self.data.ndim
 
     @property
     def is_leaf(self) -> bool:
+        """True for tensors not made by a recorded op; only leaves keep ``.grad`` by default."""
         return self.grad_fn is None
 
     def size(self, dim: int | None = None):
+        """The shape, or the size of dimension ``dim``."""
         return self.data.shape if dim is None else self.data.shape[dim]
 
     def dim(self) -> int:
         return self.data.ndim
 
     def numel(self) -> int:
+        """The number of elements."""
         return int(self.data.size)
 
     def __len__(self) -> int:
@@ -83,6 +89,7 @@ class Tensor:
         return to_numpy(self.data)
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(
                 f"item: only one-element tensors can be converted to a Python scalar, got shape "
@@ -91,6 +98,7 @@ class Tensor:
         return to_numpy(self.data).reshape(()).item()
 
     def tolist(self):
+        """The values as nested Python lists."""
         return to_numpy(self.data).tolist()
 
     def detach(self) -> Tensor:
@@ -98,6 +106,7 @@ class Tensor:
         return Tensor._wrap(self.data, self.device, False)
 
     def clone(self) -> Tensor:
+        """A copy with its own memory, still in the graph."""
         return F.clone(self)
 
     def contiguous(self) -> Tensor:
@@ -131,6 +140,7 @@ class Tensor:
         return self.to(dtype=other.dtype)
 
     def requires_grad_(self, mode: bool = True) -> Tensor:
+        """Set ``requires_grad`` on a leaf tensor, in place; returns the tensor."""
         if mode and not _is_float(self.data.dtype):
             raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
         if not self.is_leaf:
@@ -181,6 +191,7 @@ class Tensor:
             self.grad.data += g
 
     def zero_(self) -> Tensor:
+        """Fill with zeros in place (``x.grad.zero_()`` resets an accumulated gradient)."""
         self.data[...] = 0
         return self
 
@@ -471,3 +482,8 @@ class Tensor:
 
 def _is_float(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
+
+
+# autograd and functional are imported before this class exists; hand it to them once.
+autograd._Tensor = Tensor
+F._Tensor = Tensor

@@ -39,22 +39,37 @@ def current() -> str:
 
 
 class use(contextlib.ContextDecorator):
-    """Select the matmul kernel behind ``@``: ``tl.kernels.use("blocked_parallel")``.
+    """Select the matmul kernel behind ``@`` (and its gradients): ``tl.kernels.use("blocked_parallel")``.
 
-    Takes effect at once; used as a context manager it restores the previous kernel on exit.
+    Called plainly it takes effect at once and stays. Used as a context manager (or decorator) it
+    selects the kernel on entry and restores the one in force before on exit.
     """
 
     def __init__(self, name: str) -> None:
         if name not in _KERNELS:
             raise ValueError(f"kernels.use: unknown kernel {name!r}; choose one of {available()}")
-        self.previous = _current[0]
+        self.name = name
+        self._saved = [_current[0]]
+        self._fresh = True  # the switch __init__ made is what the first `with` restores
         _current[0] = name
 
+    def __call__(self, fn):
+        # as a decorator: undo the switch made at decoration time; each call switches instead
+        if self._fresh:
+            _current[0] = self._saved.pop()
+            self._fresh = False
+        return super().__call__(fn)
+
     def __enter__(self):
+        if self._fresh:
+            self._fresh = False
+        else:
+            self._saved.append(_current[0])
+            _current[0] = self.name
         return self
 
     def __exit__(self, *exc):
-        _current[0] = self.previous
+        _current[0] = self._saved.pop()
         return False
 
 

@@ -6,8 +6,11 @@ On a GPU the blocked kernels run one tiled shared-memory CUDA kernel (see ``cuda
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext as _nullcontext
 
 import numpy as np
 
@@ -92,13 +95,17 @@ def _blocked_2d(a, b, block):
     return out
 
 
+_CPUS = os.cpu_count() or 1  # read once: os.cpu_count() costs ~8 us a call on Linux
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_controller = None
+_lock = threading.Lock()
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
+    """One pool, kept between calls: starting threads per call would cost more than small tiles."""
     global _pool, _pool_size
-    if _pool is None or _pool_size != workers:
+    if _pool is None or _pool_size < workers:
         if _pool is not None:
             _pool.shutdown(wait=False)
         _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tl-matmul")
@@ -106,12 +113,29 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def matmul_blocked_parallel(a, b, block: int = 128, workers: int | None = None):
-    """Output tiles of ``block`` rows computed on a thread pool, one BLAS call per tile.
+def _blas_threads(n: int):
+    """A context that limits BLAS to ``n`` threads (nothing to do when ``n`` covers every core).
+    The controller scans the loaded libraries once; ``threadpool_limits(...)`` would rescan them
+    on every call (about 0.5 ms)."""
+    global _controller
+    if n >= _CPUS:
+        return _nullcontext()
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415
 
-    BLAS is pinned to one thread per worker (threadpoolctl) so the workers do not oversubscribe
-    the cores; NumPy releases the GIL inside each call, so the tiles really run in parallel.
-    Row panels (all columns at once) keep each call large enough for BLAS to reach full speed.
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=n, user_api="blas")
+
+
+def matmul_blocked_parallel(a, b, block: int = 128, workers: int | None = None):
+    """Row panels of the output computed on a thread pool, one single-threaded BLAS call each.
+
+    One panel per worker (``workers`` defaults to the CPU count), each at least ``block`` rows
+    times all columns: a tall call keeps BLAS at full speed and packs ``b`` once per panel. BLAS
+    is pinned to one thread while the workers run (once per call, with threadpoolctl) so they
+    do not oversubscribe the cores; NumPy releases the GIL inside each call, so the panels
+    really run in parallel. A matrix with fewer than ``2 * block`` rows is a single panel: one
+    BLAS call on up to ``workers`` threads. Batched inputs hand whole matrices to the workers.
     """
     _check(a, b, "matmul_blocked_parallel")
     if block <= 0:
@@ -120,25 +144,51 @@ def matmul_blocked_parallel(a, b, block: int = 128, workers: int | None = None):
         from .cuda import matmul_tiled  # noqa: PLC0415
 
         return _batched(matmul_tiled, a, b)
-    workers = workers or os.cpu_count() or 1
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    workers = workers or _CPUS
+    dtype = np.result_type(a.dtype, b.dtype)
+    m, n = a.shape[-2], b.shape[-1]
+    if a.ndim == 2 and b.ndim == 2:
+        out = np.empty((m, n), dtype=dtype)
+        # one panel per worker, each at least `block` rows: a tall panel keeps BLAS at full speed
+        # and packs `b` once per panel (more, smaller panels for load balancing measured slower)
+        n_panels = max(1, min(workers, m // block))
+        step = max(1, -(-m // n_panels))
+        starts = list(range(0, m, step))
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _batched(_parallel_2d, a, b, block=block, workers=workers)
+        def task(i):
+            r = starts[i]
+            np.matmul(a[r : r + step], b, out=out[r : r + step])
+    else:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = np.broadcast_to(a, batch + a.shape[-2:])
+        b = np.broadcast_to(b, batch + b.shape[-2:])
+        out = np.empty(batch + (m, n), dtype=dtype)
+        starts = list(np.ndindex(*batch))
 
+        def task(i):
+            idx = starts[i]
+            np.matmul(a[idx], b[idx], out=out[idx])
 
-def _parallel_2d(a, b, block, workers):
-    m = a.shape[0]
-    out = np.empty((m, b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
-    # at least one panel per worker, so a small matrix still uses every core
-    step = max(1, min(block, -(-m // workers)))
-    starts = range(0, m, step)
-    if len(starts) == 1:
-        np.matmul(a, b, out=out)
+    if len(starts) == 1 or workers == 1:  # one BLAS call at a time, on up to `workers` threads
+        with _blas_threads(workers):
+            for i in range(len(starts)):
+                task(i)
         return out
-
-    def tile(i):
-        np.matmul(a[i : i + step], b, out=out[i : i + step])
-
-    list(_get_pool(workers).map(tile, starts))
+    with _lock, _blas_threads(1):  # the BLAS thread limit is process-wide
+        _run_shared(task, len(starts), workers)
     return out
+
+
+def _run_shared(task, n_tasks: int, workers: int) -> None:
+    """Run ``task(0..n_tasks-1)`` on ``workers`` threads (the caller is one of them), each taking
+    the next index as it finishes: dynamic balancing without a queue."""
+    counter = itertools.count()
+
+    def worker():
+        while (i := next(counter)) < n_tasks:
+            task(i)
+
+    helpers = [_get_pool(workers - 1).submit(worker) for _ in range(min(workers, n_tasks) - 1)]
+    worker()
+    for f in helpers:
+        f.result()  # re-raises a worker's exception here
