@@ -1,0 +1,1 @@
+"""The ``tensorlite`` subcommands; each module has an ``add_<name>_parser(subparsers)``."""

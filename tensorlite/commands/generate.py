@@ -1,0 +1,61 @@
+"""``tensorlite generate RUN_DIR``: sample text from a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..backend import get_device
+from ..checkpoint import CheckpointError
+from ..cli import CLIError
+from ..train import load_run, sample_text
+
+
+def add_generate_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "generate",
+        help="sample text from a trained run",
+        description="Load RUN_DIR/checkpoint and continue --prompt (printed with the continuation).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `tensorlite train`")
+    p.add_argument("--prompt", default="def ", help="text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats")
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context each token")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.set_defaults(func=run_generate)
+    return p
+
+
+def run_generate(args) -> int:
+    if args.max_new_tokens < 0:
+        raise CLIError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if args.temperature < 0:
+        raise CLIError(f"--temperature must be >= 0, got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise CLIError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise CLIError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.repetition_penalty <= 0:
+        raise CLIError(f"--repetition-penalty must be > 0, got {args.repetition_penalty}")
+    try:
+        get_device(args.device)
+        model, tokenizer, config = load_run(args.run_dir, device=args.device)
+    except (FileNotFoundError, NotADirectoryError, CheckpointError, ValueError, RuntimeError) as e:
+        raise CLIError(" ".join(str(e).split())) from None
+    if not args.prompt:
+        raise CLIError("--prompt must not be empty")
+    try:
+        tokenizer.encode(args.prompt)
+    except ValueError as e:
+        raise CLIError(f"--prompt: {' '.join(str(e).split())}") from None
+    text = sample_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
+                       top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
+                       seed=args.seed, use_cache=not args.no_cache)
+    sys.stdout.write(text + "\n")
+    return 0
