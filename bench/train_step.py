@@ -60,8 +60,10 @@ def build(cfg: dict, seed: int = 0):
 
     import tensorlite as tl
     from tensorlite import optim
+    from tensorlite.backend import tune_allocator
     from tensorlite.nn import GPT, GPTConfig
 
+    tune_allocator()  # what tensorlite.train.train() does when a run starts (process-wide)
     gcfg = GPTConfig(**{k: v for k, v in cfg.items() if k != "batch"})
     tl.manual_seed(seed)
     model = GPT(gcfg)

@@ -36,8 +36,44 @@ class Device:
     def __hash__(self) -> int:
         return hash(self.type)
 
+    def __reduce__(self):
+        # A device holds a module object, which cannot be pickled; rebuild it from its name.
+        return (get_device, (self.type,))
+
 
 CPU = Device("cpu", np)
+
+
+def tune_allocator() -> bool:
+    """Keep freed array memory in the process instead of handing it back to the OS (glibc only).
+
+    glibc serves blocks above 128 KiB with a fresh ``mmap`` and returns them on ``free``, so each
+    activation of a training step is a new mapping whose every page faults on first touch: tens
+    of thousands of page faults per step of a small GPT, close to half its time on a VM. Serving
+    them from the heap and not trimming it makes a step reuse the previous step's pages.
+
+    It changes the whole process, so importing tensorlite does not do it: :func:`tensorlite.train.train`
+    calls it when a run starts, and a hand-written loop may call it once.
+    ``TENSORLITE_MALLOC_TUNE=0`` in the environment turns it off. Returns whether the settings
+    were applied.
+    """
+    import os  # noqa: PLC0415  (import-time helper)
+    import sys  # noqa: PLC0415
+
+    if os.environ.get("TENSORLITE_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 256 << 20) == 1  # blocks up to 256 MiB from the heap
+        ok = libc.mallopt(m_trim_threshold, 1 << 30) == 1 and ok  # keep up to 1 GiB of free heap
+        return ok
+    except (OSError, AttributeError):  # not glibc (musl, ...)
+        return False
+
+
 _CUDA: Device | None = None
 
 

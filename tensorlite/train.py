@@ -37,7 +37,7 @@ from . import data as _data
 from . import functional as F
 from . import nn, optim
 from .autograd import no_grad
-from .backend import get_device
+from .backend import get_device, tune_allocator
 from .checkpoint import CHECKPOINT_DIR, atomic_write_text, load_checkpoint, save_checkpoint
 from .random import get_rng_state, manual_seed, set_rng_state
 
@@ -643,6 +643,7 @@ class Trainer:
     def fit(self) -> RunResult:
         """Train from ``step`` to ``config.steps``; see :func:`train`."""
         cfg = self.config
+        tune_allocator()  # a training process reuses its step buffers: no page fault per activation
         self._prepare_run_dir()
         if cfg.probe_interval:
             self._add_probes()
