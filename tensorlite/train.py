@@ -70,7 +70,7 @@ _FIXED_ON_RESUME = (
 )
 _GPT_FIELDS = (
     "seq_len", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "norm", "ffn", "pos", "bias",
-    "tie_weights", "linear", "norm_eps",
+    "tie_weights", "linear", "norm_eps", "gradient_checkpointing",
 )
 
 
@@ -120,6 +120,7 @@ class TrainConfig:
     tie_weights: bool = False
     linear: str = "dense"
     norm_eps: float | None = None
+    gradient_checkpointing: bool = False
     faults: tuple = ()
     # data
     corpus: str | None = None  # a file or folder; None = data.default_corpus()

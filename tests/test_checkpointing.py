@@ -78,3 +78,13 @@ def test_checkpoint_rejects_non_tensors_and_passes_through_without_grad():
     x = tl.ones(3)
     out = checkpoint(lambda u: u * 2.0, x)
     assert out.grad_fn is None and out.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_train_config_and_cli_reach_the_switch():
+    from tensorlite.cli import build_parser
+    from tensorlite.commands.train import config_from_args
+    from tensorlite.train import TrainConfig
+
+    assert TrainConfig(gradient_checkpointing=True).gpt_config(vocab_size=10).gradient_checkpointing
+    args = build_parser().parse_args(["train", "--gradient-checkpointing", "--steps", "1"])
+    assert config_from_args(args).gradient_checkpointing is True

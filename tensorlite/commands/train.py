@@ -72,6 +72,10 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"biases in linear layers and norms (default: {d.bias})")
     p.add_argument("--tie-weights", dest="tie_weights", action=argparse.BooleanOptionalAction, default=None,
                    help=f"share the token embedding with the output layer (default: {d.tie_weights})")
+    p.add_argument("--gradient-checkpointing", dest="gradient_checkpointing",
+                   action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute each block in backward instead of keeping its graph "
+                        f"(default: {d.gradient_checkpointing})")
     p.add_argument("--faults", dest="faults", type=_fault_list, default=None,
                    help="comma-separated fault names to switch on (the bug catalogue)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
