@@ -1,7 +1,7 @@
 """Tools that find out why transformer training fails: probes, the dashboard, the doctor's
 preflight checks, a diagnosis from metrics, and NaN provenance (``detect_anomaly``)."""
 
-from . import anomaly, checks, metrics, probes
+from . import anomaly, checks, faults, metrics, probes
 from .anomaly import AnomalyError, detect_anomaly
 from .checks import CheckResult
 from .dashboard import dashboard, render_dashboard
@@ -26,6 +26,7 @@ __all__ = [
     "diagnose",
     "doctor",
     "doctor_for_config",
+    "faults",
     "load_metrics",
     "metrics",
     "probes",
