@@ -56,11 +56,9 @@ __all__ = [
 TRAIN_FAULTS = {
     "adamw_decay_on_moment": "AdamW applies weight decay to the first moment instead of the weights",
     "ce_sign_flip": "the loss is minus the cross-entropy (training maximises it)",
-    "cross_entropy_sign_flip": "alias of ce_sign_flip",
     "bos_pad_misalignment": "inputs get a BOS prepended and labels a pad appended (off by one)",
     "no_warmup": "the LR schedule has no warmup: the first step runs at lr_max",
 }
-_CE_SIGN_FLIP = frozenset({"ce_sign_flip", "cross_entropy_sign_flip"})
 
 # Fields that shape the model or the token stream: a resumed run must keep them.
 _FIXED_ON_RESUME = (
@@ -543,7 +541,7 @@ class Trainer:
         logits = self.model(x)
         V = logits.shape[-1]
         loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-        if _CE_SIGN_FLIP.intersection(self.config.faults):
+        if "ce_sign_flip" in self.config.faults:
             loss = -loss
         return loss
 

@@ -352,7 +352,7 @@ def test_cli_doctor_exit_codes(tmp_path, capsys):
 def test_cli_doctor_on_a_run_dir_with_a_loop_fault(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({**TINY_RUN, "faults": ["cross_entropy_sign_flip", "bos_pad_misalignment"]}))
+    (run / "config.json").write_text(json.dumps({**TINY_RUN, "faults": ["ce_sign_flip", "bos_pad_misalignment"]}))
     assert cli.main(["doctor", str(run), "--json"]) == 1
     rep = json.loads(capsys.readouterr().out)
     failed = {r["name"] for r in rep["results"] if r["status"] == "fail"}
