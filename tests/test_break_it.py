@@ -70,10 +70,7 @@ def test_the_names_and_dashboards_do_not_give_the_answer_away():
         for fault, finding in EXPECTED.items():
             assert fault not in html and finding not in html, (run, fault)
         assert "warmup=" not in html and "faults=" not in html
-        # the docs serve byte-identical copies
-        assert (DOCS / f"{run}.html").read_bytes() == html.encode("utf-8")
         assert (DOCS / f"{run}.png").stat().st_size > 10_000
-    assert (DOCS / "reference.html").read_bytes() == (LAB / "reference" / "dashboard.html").read_bytes()
 
 
 def test_the_course_signatures_in_the_committed_runs():

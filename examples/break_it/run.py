@@ -10,8 +10,9 @@ runs hide the diagnosis and the config line (``dashboard(..., blind=True)``) and
 reference in grey. ``solutions.md`` says which is which; so do ``config.json`` and the first line
 of ``metrics.jsonl`` (``"faults"``), so leave those closed until you have written your diagnoses.
 Checkpoints and the tokenizer are deleted after each run, to keep the folders small; the default
-run also copies the dashboards to ``docs/labs/break-it/`` for the docs site, with a screenshot of
-each (``--no-screenshots`` skips them; they need chromium, chromedriver and selenium).
+run also renders a screenshot of each dashboard into ``docs/labs/break-it/`` for the docs site
+(``--no-screenshots`` skips them; they need chromium, chromedriver and selenium). The site serves
+the dashboards themselves from this folder (``docs/_hooks/lab_dashboards.py``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def screenshot(html: Path, png: Path, width: int = 1400, height: int = 1010) -> 
 def regenerate(out: Path, *, quick: bool = False, jobs: int = 2, docs: Path | None = None,
                screenshots: bool = False) -> dict:
     """Train the reference and the three broken runs (``jobs`` at a time), write the dashboards,
-    copy them to ``docs`` (when given). Returns ``{name: seconds}`` and prints progress."""
+    screenshot them into ``docs`` (when given). Returns ``{name: seconds}`` and prints progress."""
     out.mkdir(parents=True, exist_ok=True)
     names = [REFERENCE, *RUNS]
     times = {}
@@ -113,13 +114,9 @@ def regenerate(out: Path, *, quick: bool = False, jobs: int = 2, docs: Path | No
     dashboard(ref, title="break-it reference (healthy)")
     for name in RUNS:
         html = dashboard(out / name, reference=ref, title=f"break-it run {name}", blind=True)
-        if docs is not None:
+        if docs is not None and screenshots:
             docs.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(html, docs / f"{name}.html")
-            if screenshots:
-                screenshot(docs / f"{name}.html", docs / f"{name}.png")
-    if docs is not None:
-        shutil.copyfile(ref / "dashboard.html", docs / f"{REFERENCE}.html")
+            screenshot(html, docs / f"{name}.png")
     times["total"] = time.perf_counter() - t0
     print(f"    total: {times['total']:5.1f} s wall with {jobs} job(s)")
     return times
@@ -130,7 +127,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None, help="where the run folders go (default: this script's folder)")
     p.add_argument("--quick", action="store_true", help=f"a few steps per run ({QUICK['steps']}): a smoke test")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2: one per core)")
-    p.add_argument("--no-docs", action="store_true", help="do not copy the dashboards to docs/labs/break-it/")
+    p.add_argument("--no-docs", action="store_true", help="do not write screenshots of the dashboards to docs/labs/break-it/")
     p.add_argument("--no-screenshots", action="store_true", help="do not render the dashboards' PNGs for the docs")
     args = p.parse_args(argv)
     if args.out is None:
