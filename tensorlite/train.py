@@ -66,10 +66,8 @@ _FIXED_ON_RESUME = (
     "tie_weights", "linear", "norm_eps", "faults", "corpus", "corpus_max_chars", "tokenizer",
     "vocab_size", "val_fraction",
 )
-_GPT_FIELDS = (
-    "seq_len", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "norm", "ffn", "pos", "bias",
-    "tie_weights", "linear", "norm_eps", "gradient_checkpointing",
-)
+# Every GPTConfig field but the two a run sets itself; TrainConfig declares each (a test checks).
+_GPT_FIELDS = tuple(f.name for f in dataclasses.fields(nn.GPTConfig) if f.name not in ("vocab_size", "faults"))
 
 
 # Keys of every metrics record; a record with more (val_loss, probes) is always written.

@@ -298,16 +298,7 @@ def test_gelu_module_and_dropout():
 
 
 def _compare_module(ours, ref, x, rng):
-    xo, xt = t64(x), torch64(x)
-    out, rout = ours(xo), ref(xt)
-    g = rng.standard_normal(out.shape)
-    out.backward(tl.tensor(g))
-    rout.backward(torch.tensor(g))
-    np.testing.assert_allclose(out.numpy(), rout.detach().numpy(), atol=1e-10)
-    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), atol=1e-10)
-    refp = dict(ref.named_parameters())
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), refp[name].grad.numpy(), atol=1e-10, err_msg=name)
+    _compare_fn(ours, ref, x, rng, ours.named_parameters(), dict(ref.named_parameters()))
 
 
 def _compare_fn(ours, ref, x, rng, named_params, tsd):

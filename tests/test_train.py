@@ -312,3 +312,12 @@ def test_probes_and_dashboard(tmp_path, corpus):
     probed = [r["step"] for r in read_metrics(res.metrics_path) if "act_rms" in r]
     assert probed == [0, 4, 5]  # every probe_interval steps, and the last
     assert (res.run_dir / "dashboard.html").stat().st_size > 1000
+
+
+def test_train_config_declares_every_gpt_config_field():
+    import dataclasses
+
+    from tensorlite.train import _GPT_FIELDS, TrainConfig
+
+    declared = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(_GPT_FIELDS) <= declared, set(_GPT_FIELDS) - declared
