@@ -24,31 +24,53 @@ def is_grad_enabled() -> bool:
     return _state.grad_enabled
 
 
-def set_grad_enabled(mode: bool) -> None:
-    _state.grad_enabled = bool(mode)
-
-
 class _GradMode:
-    """Base of ``no_grad`` / ``enable_grad``: a context manager that also decorates functions."""
+    """Base of the grad-mode switches: a context manager that also decorates functions."""
 
     mode = True
 
     def __enter__(self):
         self._prev = is_grad_enabled()
-        set_grad_enabled(self.mode)
+        _state.grad_enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        set_grad_enabled(self._prev)
+        _state.grad_enabled = self._prev
         return False
 
     def __call__(self, fn):
+        mode = self.mode
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            prev = is_grad_enabled()
+            _state.grad_enabled = mode
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                _state.grad_enabled = prev
 
         return wrapper
+
+
+class set_grad_enabled(_GradMode):
+    """Switch graph building on or off, as ``torch.set_grad_enabled`` does.
+
+    Called plainly (``tl.set_grad_enabled(False)``) it sets the mode for good; used as
+    ``with tl.set_grad_enabled(flag):`` it restores the previous mode when the block ends.
+    """
+
+    def __init__(self, mode: bool) -> None:
+        self._prev = is_grad_enabled()
+        self.mode = bool(mode)
+        _state.grad_enabled = self.mode
+
+    def __enter__(self):
+        return self  # the mode was already set by __init__, and _prev taken before it
+
+    def __call__(self, fn):
+        _state.grad_enabled = self._prev  # as a decorator it must not change the mode right now
+        return super().__call__(fn)
 
 
 class no_grad(_GradMode):

@@ -272,3 +272,29 @@ def test_function_subclass_custom_op():
     x = tl.tensor([2.0], requires_grad=True)
     Cube.apply(x).sum().backward()
     assert x.grad.tolist() == [12.0]
+
+
+def test_set_grad_enabled_as_call_context_and_decorator():
+    x = tl.tensor([1.0, 2.0], requires_grad=True)
+    try:
+        tl.set_grad_enabled(False)                  # a plain call sets the mode for good
+        assert not tl.is_grad_enabled()
+        assert not (x * 2).requires_grad
+    finally:
+        tl.set_grad_enabled(True)
+    assert tl.is_grad_enabled()
+
+    with tl.no_grad():
+        with tl.set_grad_enabled(True):
+            assert (x * 2).requires_grad
+        assert not tl.is_grad_enabled()             # the outer no_grad is back
+    with pytest.raises(ZeroDivisionError), tl.set_grad_enabled(False):
+        raise ZeroDivisionError
+    assert tl.is_grad_enabled()
+
+    @tl.set_grad_enabled(False)
+    def double(t):
+        return t * 2
+
+    assert not double(x).requires_grad
+    assert tl.is_grad_enabled()

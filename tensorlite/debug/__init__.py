@@ -1,5 +1,6 @@
 """Tools that find out why transformer training fails: probes, the dashboard, the doctor's
-preflight checks, a diagnosis from metrics, and NaN provenance (``detect_anomaly``)."""
+preflight checks, a diagnosis from metrics, NaN provenance (``detect_anomaly``) and the array
+memory a graph holds (``array_memory``)."""
 
 from . import anomaly, checks, faults, metrics, probes
 from .anomaly import AnomalyError, detect_anomaly
@@ -7,11 +8,13 @@ from .checks import CheckResult
 from .dashboard import dashboard, render_dashboard
 from .diagnose import Diagnosis, Finding, Thresholds, diagnose
 from .doctor import DoctorReport, doctor, doctor_for_config
+from .memory import ArrayMemory, array_memory
 from .metrics import data_entropy, load_metrics
 from .probes import Probes
 
 __all__ = [
     "AnomalyError",
+    "ArrayMemory",
     "CheckResult",
     "Diagnosis",
     "DoctorReport",
@@ -19,6 +22,7 @@ __all__ = [
     "Probes",
     "Thresholds",
     "anomaly",
+    "array_memory",
     "checks",
     "dashboard",
     "data_entropy",
