@@ -13,29 +13,15 @@ class CLIError(Exception):
     """A user error: printed as one line on stderr, exit code 2, no traceback."""
 
 
-# (module, function): each adds one subcommand. The optional ones are skipped while their module
-# does not exist yet, so the CLI works whatever parts of the package are installed.
+# (module, function): each adds one subcommand. Imported when the parser is built, because the
+# command modules import CLIError from here.
 _COMMANDS = [
-    ("tensorlite.commands.train", "add_train_parser", False),
-    ("tensorlite.commands.generate", "add_generate_parser", False),
-    ("tensorlite.debug.cli", "add_doctor_parser", True),
-    ("tensorlite.debug.cli", "add_dashboard_parser", True),
-    ("tensorlite.commands.bench", "add_bench_parser", True),
+    ("tensorlite.commands.train", "add_train_parser"),
+    ("tensorlite.commands.generate", "add_generate_parser"),
+    ("tensorlite.debug.cli", "add_doctor_parser"),
+    ("tensorlite.debug.cli", "add_dashboard_parser"),
+    ("tensorlite.commands.bench", "add_bench_parser"),
 ]
-
-
-def _adder(module: str, func: str, optional: bool):
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        # only a missing optional module itself is skipped; an import error inside it is a bug
-        if optional and e.name is not None and module.startswith(e.name):
-            return None
-        raise
-    fn = getattr(mod, func, None)
-    if fn is None and not optional:
-        raise ImportError(f"{module} has no {func}")
-    return fn
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tensorlite {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module, func, optional in _COMMANDS:
-        add = _adder(module, func, optional)
-        if add is not None:
-            add(subparsers)
+    for module, func in _COMMANDS:
+        getattr(importlib.import_module(module), func)(subparsers)
     return parser
 
 
@@ -69,4 +53,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m tensorlite.cli` runs this file as __main__, a second copy of the module whose
+    # CLIError is not the one the commands raise: go through the imported module instead
+    from tensorlite.cli import main as _main  # noqa: PLC0415
+
+    sys.exit(_main())

@@ -1,0 +1,33 @@
+"""``tensorlite bench NAME``: run one of the benchmarks in :mod:`tensorlite.benchmarks`."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..benchmarks import BENCHMARKS
+from ..cli import CLIError
+
+
+def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "bench",
+        help="measure kernels and autograd overhead on this machine",
+        description="Print ratios measured in one run: tensorlite's kernels against BLAS, and "
+                    "its autograd against PyTorch's. Nothing passes or fails.",
+    )
+    names = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, module in BENCHMARKS.items():
+        summary = module.__doc__.strip().splitlines()[0]
+        sub = names.add_parser(name, help=summary, description=summary,
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(func=run_bench, bench_module=module)
+    return p
+
+
+def run_bench(args) -> int:
+    try:
+        args.bench_module.run(args)
+    except (ValueError, RuntimeError) as e:  # bad arguments, or no GPU for --device cuda
+        raise CLIError(str(e)) from None
+    return 0
