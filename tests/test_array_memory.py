@@ -58,3 +58,13 @@ def test_held_mib_before_the_block_ends_is_an_error():
     mem = tl.debug.array_memory()
     with pytest.raises(RuntimeError, match="only after the with block ends"):
         _ = mem.held_mib
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_cupy_pool_keeps_the_count():
+    with tl.debug.array_memory("cuda") as mem:
+        kept = tl.ones(1000, 1000, device="cuda")      # 4,000,000 bytes of float32
+        dropped = tl.ones(500, 500, device="cuda")
+        del dropped
+    # the pool rounds each block up to a multiple of 512 bytes
+    assert kept.numpy().nbytes <= mem.held_bytes < kept.numpy().nbytes + 512
