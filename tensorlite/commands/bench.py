@@ -28,6 +28,6 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 def run_bench(args) -> int:
     try:
         args.bench_module.run(args)
-    except (ValueError, RuntimeError) as e:  # bad arguments, or no GPU for --device cuda
+    except (ValueError, RuntimeError) as e:  # bad arguments, no GPU for --device cuda, a wrong kernel
         raise CLIError(str(e)) from None
     return 0
