@@ -33,7 +33,7 @@ def main(argv=None) -> list:
     print(f"{'model':<8}{'step ms':>10}{'probe ms':>10}{'ratio':>8}{'cost at interval 10':>22}")
     rows = []
     for name, cfg in sizes:
-        trainer = Trainer(TrainConfig(**cfg, steps=10_000, corpus_max_chars=200_000, device=args.device,
+        trainer = Trainer(TrainConfig().replace(**cfg, steps=10_000, corpus_max_chars=200_000, device=args.device,
                                       eval_interval=0, ckpt_interval=0, progress=False,
                                       out_dir=tempfile.mkdtemp(), name="bench"))
         probes = Probes(interval=1)

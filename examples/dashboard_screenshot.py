@@ -50,7 +50,7 @@ def main(argv=None) -> Path:
     runs = Path(args.runs or tempfile.mkdtemp(prefix="tl-dash-"))
     for name, change in (("healthy", {}), ("causal_mask_open", {"faults": ("causal_mask_open",)})):
         if not (runs / name / "metrics.jsonl").exists():
-            train(TrainConfig(**{**BASE, **change, "out_dir": str(runs), "name": name}))
+            train(TrainConfig().replace(**{**BASE, **change, "out_dir": str(runs), "name": name}))
     html = dashboard(runs / "causal_mask_open", reference=runs / "healthy")
     out = Path(args.out)
     screenshot(html, out)

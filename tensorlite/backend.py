@@ -116,6 +116,14 @@ def device_of(array) -> Device:
     return CPU
 
 
+def array_module(x):
+    """The array module (NumPy or CuPy) of an array, a NumPy scalar or a Tensor."""
+    device = getattr(x, "device", None)
+    if isinstance(device, Device):
+        return device.xp
+    return device_of(x).xp
+
+
 def to_device(array, device: Device):
     """Copy ``array`` to ``device`` (no copy when it is already there)."""
     if device.type == "cpu":

@@ -1716,9 +1716,9 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal: bool = Fals
     return Attention.apply(q, k, v, mask=m, scale=s)
 
 
-def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=None, softmax_dim: int = -1):
+def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=None):
     """The same attention built from primitive ops: readable, slower, and the baseline the fused
-    op is tested against. ``softmax_dim`` exists to reproduce the softmax-over-queries bug."""
+    op is tested against. Returns ``(output, weights)``."""
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     scores = matmul(q, transpose(k, -2, -1)) * s
     if m is not None:
@@ -1726,5 +1726,5 @@ def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=
             scores = masked_fill(scores, ~m, float(np.finfo(q.dtype).min))
         else:
             scores = scores + _tensor_cls()._wrap(m.astype(q.dtype), q.device, False)
-    weights = softmax(scores, softmax_dim)
+    weights = softmax(scores, -1)
     return matmul(weights, v), weights

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
+from tensorlite import faults
 from tensorlite import autograd, nn
 from tensorlite.debug import AnomalyError, detect_anomaly
 from tensorlite.debug.anomaly import TensorStats
@@ -88,9 +89,8 @@ def test_healthy_gpt_step_raises_nothing_and_matches_plain_run():
 
 def test_nan_inside_a_gpt_is_traced_to_rmsnorm_and_the_calling_line():
     tl.manual_seed(0)
-    cfg = nn.GPTConfig(vocab_size=16, seq_len=8, d_model=16, n_layers=1, n_heads=2, norm="rmsnorm",
-                       faults=("rmsnorm_no_eps",))
-    model = nn.GPT(cfg)
+    cfg = nn.GPTConfig(vocab_size=16, seq_len=8, d_model=16, n_layers=1, n_heads=2, norm="rmsnorm")
+    model = faults.inject(nn.GPT(cfg), "rmsnorm_no_eps")
     with tl.no_grad():
         model.tok_emb.weight[0] = 0.0
         model.pos_emb.weight[...] = 0.0

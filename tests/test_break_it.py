@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tensorlite.debug import diagnose, faults, load_metrics
+from tensorlite import faults
+from tensorlite.debug import diagnose, load_metrics
+from tensorlite.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "examples" / "break_it"
@@ -94,8 +96,8 @@ def test_the_script_regenerates_the_runs_in_quick_mode(tmp_path, capsys):
     for name in ("reference", *RUNS):
         files = sorted(p.name for p in (tmp_path / name).iterdir())
         assert files == ["config.json", "dashboard.html", "metrics.jsonl"]
-        cfg = json.loads((tmp_path / name / "config.json").read_text())
-        assert cfg["steps"] == mod.QUICK["steps"]
+        cfg = TrainConfig.from_dict(json.loads((tmp_path / name / "config.json").read_text()))
+        assert cfg.optim.steps == mod.QUICK["steps"]
     assert 'data-name="hidden"' in (tmp_path / "01" / "dashboard.html").read_text()
     assert "total:" in capsys.readouterr().out
     with pytest.raises(SystemExit):

@@ -78,9 +78,9 @@ def test_checkpoint_rejects_non_tensors_and_passes_through_without_grad():
 
 def test_train_config_and_cli_reach_the_switch():
     from tensorlite.cli import build_parser
-    from tensorlite.commands.train import config_from_args
+    from tensorlite.cli.train import config_from_args
     from tensorlite.train import TrainConfig
 
-    assert TrainConfig(gradient_checkpointing=True).gpt_config(vocab_size=10).gradient_checkpointing
+    assert TrainConfig().replace(gradient_checkpointing=True).gpt_config(vocab_size=10).gradient_checkpointing
     args = build_parser().parse_args(["train", "--gradient-checkpointing", "--steps", "1"])
-    assert config_from_args(args).gradient_checkpointing is True
+    assert config_from_args(args).model.gradient_checkpointing is True

@@ -94,13 +94,11 @@ def test_help_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "train" in out and "generate" in out
-    with pytest.raises(SystemExit) as e:
-        main(["train", "--help"])
-    assert e.value.code == 0
+    assert main(["train", "--help"]) == 0
     helptext = capsys.readouterr().out
     for flag in ("--d-model", "--n-layers", "--n-heads", "--seq-len", "--norm", "--ffn", "--pos", "--dropout",
                  "--bias", "--no-bias", "--tie-weights", "--linear", "--faults", "--corpus", "--tokenizer",
-                 "--vocab-size", "--steps", "--batch-size", "--lr", "--lr-min", "--warmup", "--weight-decay",
+                 "--vocab-size", "--bpe-vocab-size", "--norm-eps", "--val-fraction", "--betas", "--steps", "--batch-size", "--lr", "--lr-min", "--warmup", "--weight-decay",
                  "--grad-accum", "--clip", "--eval-interval", "--ckpt-interval", "--probe-interval",
                  "--resume", "--device", "--seed", "--out", "--name", "--quiet"):
         assert flag in helptext, flag
@@ -162,9 +160,9 @@ def test_n_heads_must_divide_d_model(tmp_path, corpus, capsys):
 
 def test_bad_flag_values(tmp_path, corpus, capsys):
     for args, needle in ((["--steps", "0"], "steps must be a positive integer"),
-                         (["--norm", "batchnorm"], "norm must be one of"),
+                         (["--norm", "batchnorm"], "invalid choice: 'batchnorm'"),
                          (["--faults", "no_such_fault"], "no_such_fault"),
-                         (["--device", "tpu"], "unknown device")):
+                         (["--device", "tpu"], "invalid choice: 'tpu'")):
         rc = main(["train", *args, "--corpus", corpus, "--out", str(tmp_path / "runs"), "--quiet"])
         assert_user_error(rc, capsys.readouterr().err, needle)
     assert not (tmp_path / "runs").exists()

@@ -12,20 +12,24 @@ from pathlib import Path
 import pytest
 
 from tensorlite import cli
-from tensorlite.debug import dashboard, render_dashboard
+from tensorlite.debug import Probes, WriteDashboard, dashboard, render_dashboard
 from tensorlite.train import TrainConfig, train
 
 PANELS = ["loss", "lr", "grad_norm", "act_rms", "spectral_norm", "dead"]
 RUN = dict(seq_len=16, d_model=32, n_layers=2, n_heads=4, steps=30, batch_size=4, lr=3e-3, warmup=5,
-           eval_interval=10, eval_batches=1, ckpt_interval=0, corpus_max_chars=30_000, progress=False,
-           probe_interval=5)
+           eval_interval=10, eval_batches=1, ckpt_interval=0, corpus_max_chars=30_000, progress=False)
+
+
+def probed(config):
+    """Train with the callbacks ``tensorlite train`` adds: probes (every 5 steps) and the dashboard."""
+    return train(config, callbacks=[Probes(interval=5), WriteDashboard()])
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("dash")
-    healthy = train(TrainConfig(**RUN, out_dir=str(out), name="healthy")).run_dir
-    broken = train(TrainConfig(**RUN, faults=("init_x100",), out_dir=str(out), name="broken")).run_dir
+    healthy = probed(TrainConfig().replace(**RUN, out_dir=str(out), name="healthy")).run_dir
+    broken = probed(TrainConfig().replace(**RUN, faults=("init_x100",), out_dir=str(out), name="broken")).run_dir
     return healthy, broken
 
 

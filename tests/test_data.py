@@ -149,24 +149,9 @@ def test_input_validation():
         TokenBatcher(np.zeros(100), 2, 2)
     with pytest.raises(ValueError, match="split must be 'train' or 'val'"):
         TokenBatcher(np.arange(100), 2, 2).get_batch("test")
-    with pytest.raises(ValueError, match="needs bos_id and pad_id"):
-        TokenBatcher(np.arange(100), 2, 2, bos_pad_misalignment=True)
     x, _ = TokenBatcher(tl.arange(100), 2, 2).get_batch()  # a Tensor or a list works too
     assert x.shape == (2, 2)
     assert TokenBatcher(list(range(100)), 2, 3).get_batch()[0].shape == (3, 2)
-
-
-def test_bos_pad_misalignment_fault():
-    tokens = np.arange(10, 2010)
-    good = TokenBatcher(tokens, 8, 4, seed=5)
-    bad = TokenBatcher(tokens, 8, 4, seed=5, bos_pad_misalignment=True, bos_id=0, pad_id=1)
-    (x, y), (bx, by) = good.get_batch(), bad.get_batch()
-    x, y, bx, by = x.numpy(), y.numpy(), bx.numpy(), by.numpy()
-    assert np.all(bx[:, 0] == 0) and np.all(by[:, -1] == 1)
-    np.testing.assert_array_equal(bx[:, 1:], x[:, :-1])  # inputs moved right by one
-    np.testing.assert_array_equal(by[:, :-1], y[:, :-1])  # labels not moved
-    np.testing.assert_array_equal(by[:, :-2], bx[:, 2:])  # so each target is two tokens ahead
-    assert not np.array_equal(by[:, :-1], bx[:, 1:])
 
 
 def test_tokenizer_to_batches_end_to_end():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from tensorlite.debug import Thresholds, data_entropy, diagnose, load_metrics
+from tensorlite.debug import Probes, Thresholds, data_entropy, diagnose, load_metrics
 from tensorlite.debug.diagnose import FAILURES
 from tensorlite.optim import warmup_cosine_lr
 from tensorlite.train import NonFiniteLossError, TrainConfig, train
@@ -179,11 +179,13 @@ def test_inputs_path_run_dir_and_torn_line(tmp_path):
     assert len(m.rows) == 200 and m.vocab_size == V and m.data_entropy == 3.2
 
 
-def test_vocab_size_from_config_json_when_the_header_lacks_it(tmp_path):
-    rows = _run(header=False, loss_end=30.0)
+def test_vocab_size_comes_from_the_header_never_from_a_config(tmp_path):
+    # the vocab_size of a tensorlite 0.1 config.json was the BPE tokenizer's target, not the model's
+    rows = _run(header=False)
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": V}))
-    assert diagnose(tmp_path).name == "impossible_loss"
+    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": 2}))
+    assert load_metrics(tmp_path).vocab_size is None
+    assert load_metrics(_run()).vocab_size == V
 
 
 def test_missing_metrics_raise_file_not_found(tmp_path):
@@ -222,7 +224,7 @@ def test_data_entropy_unigram_and_bigram():
 # far longer in a model this small); lr 2e-2 makes a missing warmup hurt.
 BASE = dict(seq_len=32, d_model=32, n_layers=2, n_heads=4, pos="rope", steps=200, batch_size=16, lr=2e-2,
             lr_min=1e-3, warmup=20, clip=1.0, eval_interval=50, eval_batches=2, ckpt_interval=0,
-            probe_interval=10, corpus_max_chars=200_000, progress=False)
+            corpus_max_chars=200_000, progress=False)
 BREAKS = {"healthy": {}, "init_x100": {"faults": ("init_x100",)}, "no_warmup": {"warmup": 0},
           "causal_mask_open": {"faults": ("causal_mask_open",)}}
 EXPECTED = {"healthy": "healthy", "init_x100": "bad_init", "no_warmup": "missing_warmup",
@@ -245,10 +247,10 @@ def break_it_runs(tmp_path_factory):
         if not done.exists():
             with threadpool_limits(1):  # tiny matrices: threads only add contention
                 for name, change in BREAKS.items():
-                    cfg = TrainConfig(**{**BASE, **change, "out_dir": str(out), "name": name})
+                    cfg = TrainConfig().replace(**{**BASE, **change, "out_dir": str(out), "name": name})
                     shutil.rmtree(out / name, ignore_errors=True)
                     try:
-                        train(cfg)
+                        train(cfg, callbacks=[Probes(interval=10)])
                     except NonFiniteLossError:
                         pass  # the run dir and its metrics are there: that is what is diagnosed
             done.write_text("ok")

@@ -15,7 +15,9 @@ from tensorlite import functional as F
 from tensorlite.debug import checks as C
 from tensorlite.debug import doctor
 from tensorlite.debug.doctor import CHECK_ORDER
-from tensorlite.nn import FAULT_REQUIREMENTS, KNOWN_FAULTS
+from tensorlite import faults as fault_zoo
+
+KNOWN_FAULTS = tuple(f for f in fault_zoo.names() if fault_zoo.get(f).target == "model")
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -23,13 +25,9 @@ SMALL = dict(vocab_size=40, seq_len=16, d_model=32, n_layers=2, n_heads=4, pos="
 
 
 def gpt(*faults, **kw):
-    cfg = {**SMALL, **kw}
-    for f in faults:
-        if f in FAULT_REQUIREMENTS:
-            field, value = FAULT_REQUIREMENTS[f]
-            cfg[field] = value
+    cfg = {**SMALL, **kw, **fault_zoo.requirements(faults)}
     tl.manual_seed(0)
-    return nn.GPT(nn.GPTConfig(faults=faults, **cfg))
+    return fault_zoo.inject(nn.GPT(nn.GPTConfig(**cfg)), *faults)
 
 
 MODEL_CHECKS = {
@@ -93,7 +91,7 @@ def test_each_fault_fails_its_check(fault):
 
 @pytest.mark.parametrize("fault", sorted(CATCHES))
 def test_doctor_fails_on_each_fault_and_passes_without(fault):
-    arch = {FAULT_REQUIREMENTS[fault][0]: FAULT_REQUIREMENTS[fault][1]} if fault in FAULT_REQUIREMENTS else {}
+    arch = fault_zoo.requirements(fault)
     assert doctor(gpt(**arch), overfit_steps=30).ok
     report = doctor(gpt(fault), overfit_steps=30)
     assert not report.ok
@@ -184,10 +182,10 @@ def test_rope_rotation_properties():
     rope = nn.RotaryEmbedding(8, 16)
     r = C.rope_rotation(rope)
     assert r.status == "pass"
-    flip = C.rope_rotation(nn.RotaryEmbedding(8, 16, sign_flip=True))
+    flip = C.rope_rotation(fault_zoo.inject(nn.RotaryEmbedding(8, 16), "rope_sign_flip"))
     # a reflection keeps norms (and even q.k's dependence on n - m) but is no rotation
     assert flip.status == "fail" and "not a rotation" in flip.evidence and "norm not preserved" not in flip.evidence
-    mis = C.rope_rotation(nn.RotaryEmbedding(8, 16, pairing_mismatch=True))
+    mis = C.rope_rotation(fault_zoo.inject(nn.RotaryEmbedding(8, 16), "rope_pairing_mismatch"))
     assert mis.status == "fail" and "norm not preserved" in mis.evidence and "absolute position" in mis.evidence
 
 
@@ -241,7 +239,8 @@ def test_optimizer_decay():
     m = gpt()
     ok = C.optimizer_decay(optim.AdamW(optim.param_groups_for_decay(m, 0.1), lr=3e-3))
     assert ok.status == "pass" and "w_new / w = 0.9997" in ok.evidence
-    bad = C.optimizer_decay(optim.AdamW(m.parameters(), lr=3e-3, weight_decay=0.1, decay_on_moment=True))
+    bad = C.optimizer_decay(fault_zoo.inject(optim.AdamW(m.parameters(), lr=3e-3, weight_decay=0.1),
+                                             "adamw_decay_on_moment"))
     assert bad.status == "fail" and "w_new / w = 1 " in bad.evidence and "exp_avg 0.0009" in bad.evidence
     # L2-style Adam decay goes through the moments: not decoupled
     assert C.optimizer_decay(optim.Adam(m.parameters(), lr=1e-3, weight_decay=0.1)).status == "fail"
@@ -260,8 +259,8 @@ def test_lr_schedule():
     assert C.lr_schedule(lambda s: min(1.0, (s + 1) / 100) * 1e-3).status == "pass"
     from tensorlite.train import TrainConfig
 
-    assert C.lr_schedule(TrainConfig(warmup=50)).status == "pass"
-    assert C.lr_schedule(TrainConfig(warmup=0)).status == "warn"
+    assert C.lr_schedule(TrainConfig().replace(warmup=50)).status == "pass"
+    assert C.lr_schedule(TrainConfig().replace(warmup=0)).status == "warn"
 
 
 def test_lr_schedule_after_the_scheduler_has_stepped():
@@ -284,7 +283,9 @@ def test_input_label_alignment_and_batcher_state_restored():
     state = json.dumps(b.state_dict())
     assert C.input_label_alignment(b).status == "pass"
     assert json.dumps(b.state_dict()) == state
-    bad = C.input_label_alignment(_batcher(bos_pad_misalignment=True, bos_id=0, pad_id=1))
+    bad = fault_zoo.inject(_batcher(), "bos_pad_misalignment")
+    bad.pad_id = 1
+    bad = C.input_label_alignment(bad)
     assert bad.status == "fail"
     assert "x[:, 0] is 0 in every row" in bad.evidence and "y[:, -1] is 1 in every row" in bad.evidence
     x = np.arange(20).reshape(2, 10)
@@ -363,7 +364,7 @@ def test_cli_doctor_user_errors(tmp_path, capsys):
     assert cli.main(["doctor", str(tmp_path / "nope")]) == 2
     assert "no such run directory or config file" in capsys.readouterr().err
     assert cli.main(["doctor", str(tmp_path)]) == 2
-    assert "no config.json" in capsys.readouterr().err
+    assert "config.json: missing; is" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"d_model": 30, "n_heads": 4}))
     assert cli.main(["doctor", str(bad)]) == 2

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
-from tensorlite import nn
+from tensorlite import faults, nn
 from tensorlite.debug import probes as P
 from tensorlite.debug.probes import Probes, forward_stats, is_dead_head, spectral_norm
 from tensorlite.train import TrainConfig, Trainer, train
@@ -25,8 +25,8 @@ def _rows(run_dir):
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
     out = tmp_path_factory.mktemp("probes")
-    res = train(TrainConfig(**RUN, probe_interval=5, out_dir=str(out), name="probed"))
-    plain = train(TrainConfig(**RUN, out_dir=str(out), name="plain"))
+    res = train(TrainConfig().replace(**RUN, out_dir=str(out), name="probed"), callbacks=[Probes(interval=5)])
+    plain = train(TrainConfig().replace(**RUN, out_dir=str(out), name="plain"))
     return res, plain
 
 
@@ -43,7 +43,7 @@ def test_probe_steps_and_keys(probed):
     assert 0.0 <= r["dead_units"] <= 1.0
     assert r["nonfinite"] is False
     assert 0.0 <= r["clipped_frac"] <= 1.0
-    weights = {n for n, p in nn.GPT(Trainer(TrainConfig(**RUN)).gpt_config).named_parameters() if p.ndim == 2}
+    weights = {n for n, p in Trainer(TrainConfig().replace(**RUN)).model.named_parameters() if p.ndim == 2}
     assert set(r["spectral_norm"]) == weights and set(r["update_ratio"]) == weights
     assert "blocks.0.norm1.bias" in r["grad_norm_layer"]
 
@@ -71,7 +71,7 @@ def test_entropy_at_init_is_uniform_over_the_causal_window(probed):
 
 def test_spectral_norm_and_update_ratio_match_numpy():
     tl.manual_seed(0)
-    trainer = Trainer(TrainConfig(**RUN, out_dir="unused", name="x"))
+    trainer = Trainer(TrainConfig().replace(**RUN, out_dir="unused", name="x"))
     probes = Probes(interval=1, spectral_iters=2)
     trainer.callbacks.append(probes)  # so train_step calls on_before_optimizer_step
     probes.on_train_start(trainer)
@@ -99,7 +99,7 @@ def test_one_host_fetch_per_probe_step(monkeypatch, before_hook):
     real = P.to_numpy
     monkeypatch.setattr(P, "to_numpy", lambda a: calls.append(1) or real(a))
     tl.manual_seed(0)
-    trainer = Trainer(TrainConfig(**RUN, out_dir="unused", name="x"))
+    trainer = Trainer(TrainConfig().replace(**RUN, out_dir="unused", name="x"))
     probes = Probes(interval=2)
     if before_hook:
         trainer.callbacks.append(probes)
@@ -118,7 +118,7 @@ def test_forward_stats_and_dead_heads_at_init_x100():
     tl.manual_seed(0)
     healthy = forward_stats(nn.GPT(nn.GPTConfig(**cfg)), x)
     tl.manual_seed(0)
-    broken = forward_stats(nn.GPT(nn.GPTConfig(**cfg, faults=("init_x100",))), x)
+    broken = forward_stats(faults.inject(nn.GPT(nn.GPTConfig(**cfg)), "init_x100"), x)
     assert healthy["dead_heads"] == 0 and broken["dead_heads"] == 8  # saturated softmax: one-hot heads
     assert max(broken["act_rms"].values()) > 1000 * max(v for k, v in healthy["act_rms"].items() if k != "norm_f")
     assert healthy["finite"] and healthy["n_heads_total"] == 8
@@ -142,7 +142,7 @@ def test_dead_units_count_gates_never_positive():
 
 def test_nonfinite_sentinel():
     tl.manual_seed(0)
-    trainer = Trainer(TrainConfig(**RUN, out_dir="unused", name="x"))
+    trainer = Trainer(TrainConfig().replace(**RUN, out_dir="unused", name="x"))
     probes = Probes(interval=1)
     probes.on_train_start(trainer)
     m = trainer.train_step()
@@ -156,7 +156,7 @@ def test_explicit_batch_and_interval_validation():
     with pytest.raises(ValueError, match="interval must be >= 1"):
         Probes(interval=0)
     tl.manual_seed(0)
-    trainer = Trainer(TrainConfig(**RUN, out_dir="unused", name="x"))
+    trainer = Trainer(TrainConfig().replace(**RUN, out_dir="unused", name="x"))
     x = tl.tensor(np.zeros((2, 16), dtype=np.int64))
     probes = Probes(interval=1, batch=x)
     probes.on_train_start(trainer)
@@ -167,6 +167,6 @@ def test_explicit_batch_and_interval_validation():
 
 @pytest.mark.gpu
 def test_probes_on_gpu(tmp_path):
-    res = train(TrainConfig(**RUN, probe_interval=5, device="cuda", out_dir=str(tmp_path), name="gpu"))
+    res = train(TrainConfig().replace(**RUN, device="cuda", out_dir=str(tmp_path), name="gpu"), callbacks=[Probes(5)])
     rows = [r for r in _rows(res.run_dir) if "act_rms" in r]
     assert rows and all(not r["nonfinite"] for r in rows)

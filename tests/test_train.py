@@ -9,15 +9,20 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
-from tensorlite import optim
+from tensorlite import faults, nn, optim
 from tensorlite.checkpoint import load_checkpoint
+from tensorlite.debug import Probes, WriteDashboard
+from tensorlite.runlog import read_jsonl as read_metrics
 from tensorlite.train import (
+    DataConfig,
     NonFiniteLossError,
+    OptimConfig,
+    RunConfig,
     TrainConfig,
     Trainer,
     TrainingInterrupted,
+    build,
     load_run,
-    read_metrics,
     train,
 )
 
@@ -36,11 +41,10 @@ def corpus(tmp_path):
 
 def tiny(tmp_path, corpus, **kw) -> TrainConfig:
     base = dict(corpus=corpus, seq_len=16, d_model=32, n_layers=1, n_heads=2, batch_size=8, steps=20,
-                lr=3e-3, warmup=5, eval_interval=10, eval_batches=2, ckpt_interval=0, probe_interval=0,
-                progress=False,
+                lr=3e-3, warmup=5, eval_interval=10, eval_batches=2, ckpt_interval=0, progress=False,
                 out_dir=str(tmp_path / "runs"), name="run")
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig().replace(**base)
 
 
 class FixedBatcher:
@@ -63,6 +67,13 @@ class FixedBatcher:
         self.i = state["i"]
 
 
+def with_batcher(cfg, batcher):
+    """A trainer of ``cfg``'s parts with another batcher."""
+    parts = build(cfg)
+    parts.batcher = batcher
+    return Trainer(cfg, parts=parts)
+
+
 def losses(run_dir) -> dict:
     return {r["step"]: r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "event" not in r}
 
@@ -71,10 +82,9 @@ def losses(run_dir) -> dict:
 # it learns
 # ------------------------------------------------------------------------------------------------
 def test_default_model_starts_at_ln_vocab(tmp_path):
-    cfg = TrainConfig(corpus_max_chars=100_000, out_dir=str(tmp_path), progress=False)
+    cfg = TrainConfig().replace(corpus_max_chars=100_000, out_dir=str(tmp_path), progress=False)
     t = Trainer(cfg)
-    assert (t.config.d_model, t.config.n_layers, t.config.n_heads) == (
-        TrainConfig.d_model, TrainConfig.n_layers, TrainConfig.n_heads)
+    assert t.model.config == nn.GPTConfig(vocab_size=t.tokenizer.vocab_size)  # the defaults are GPTConfig's
     V = t.tokenizer.vocab_size
     assert abs(t.evaluate(batches=2) - math.log(V)) < 0.1
     assert not (tmp_path / t.run_dir.name).exists()  # nothing written before fit()
@@ -86,7 +96,7 @@ def test_overfits_one_batch(tmp_path, corpus):
     y = rng.integers(0, 24, (4, 16))
     cfg = tiny(tmp_path, corpus, steps=150, lr=1e-2, warmup=10, lr_min=1e-2, eval_interval=0,
                weight_decay=0.0, batch_size=4)
-    res = Trainer(cfg, batcher=FixedBatcher(x, y, 1)).fit()
+    res = with_batcher(cfg, FixedBatcher(x, y, 1)).fit()
     assert res.final_loss < 0.05, res.losses[-5:]
 
 
@@ -116,7 +126,9 @@ def test_accumulation_equals_the_big_batch(tmp_path, corpus):
         grab = GradGrab()
         cfg = tiny(tmp_path, corpus, steps=1, batch_size=8 // k, grad_accum=k, clip=0.0, eval_interval=0,
                    name=f"k{k}")
-        res = Trainer(cfg, callbacks=[grab], batcher=FixedBatcher(x, y, k)).fit()
+        trainer = with_batcher(cfg, FixedBatcher(x, y, k))
+        trainer.callbacks.append(grab)
+        res = trainer.fit()
         got[k] = (grab.grads, res.final_loss)
     for k in (2, 4):
         assert got[k][1] == pytest.approx(got[1][1], abs=1e-6)  # the logged loss is the big batch's
@@ -128,7 +140,7 @@ def test_metrics_records_schedule_and_clipping(tmp_path, corpus):
     res = train(tiny(tmp_path, corpus, steps=12, warmup=4, lr=2e-3, lr_min=2e-4, clip=0.5, eval_interval=5))
     recs = read_metrics(res.metrics_path)
     assert recs[0]["event"] == "start" and recs[0]["vocab_size"] == VOCAB
-    assert 0 < recs[0]["data_entropy"] < math.log(VOCAB)
+    assert 0 < recs[0]["unigram_entropy"] < math.log(VOCAB)
     steps = [r for r in recs if "event" not in r]
     assert [r["step"] for r in steps] == list(range(12))
     for r in steps:
@@ -278,9 +290,9 @@ def test_run_dir_contents_and_load_run(tmp_path, corpus):
     names = {p.name for p in res.run_dir.iterdir()}
     assert {"config.json", "tokenizer.json", "metrics.jsonl", "checkpoint"} <= names
     cfg = json.loads((res.run_dir / "config.json").read_text())
-    assert cfg["d_model"] == 32 and cfg["name"] == "run"
+    assert cfg["model"]["d_model"] == 32 and cfg["run"]["name"] == "run" and cfg["faults"] == []
     model, tok, config = load_run(res.run_dir)
-    assert tok.vocab_size == VOCAB and not model.training and config.steps == 2
+    assert tok.vocab_size == VOCAB and not model.training and config.optim.steps == 2
     with pytest.raises(FileExistsError, match="already holds a run"):
         Trainer(tiny(tmp_path, corpus, steps=2))
 
@@ -290,7 +302,7 @@ def test_config_errors_name_the_field(tmp_path, corpus):
         Trainer(tiny(tmp_path, corpus, n_heads=3))
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         tiny(tmp_path, corpus, steps=0)
-    with pytest.raises(ValueError, match="tokenizer must be 'char' or 'bpe'"):
+    with pytest.raises(ValueError, match="DataConfig: tokenizer must be one of 'char', 'bpe', got 'word'"):
         tiny(tmp_path, corpus, tokenizer="word")
     with pytest.raises(ValueError, match="unknown field"):
         TrainConfig.from_dict({"d_modle": 3})
@@ -299,25 +311,57 @@ def test_config_errors_name_the_field(tmp_path, corpus):
 
 def test_train_faults_are_wired(tmp_path, corpus):
     t = Trainer(tiny(tmp_path, corpus, faults=("adamw_decay_on_moment", "bos_pad_misalignment")))
-    assert t.optimizer.decay_on_moment and t.batcher.bos_pad_misalignment
+    assert type(t.optimizer) is faults.loop.AdamWDecayOnMoment and type(t.batcher) is faults.loop.MisalignedBatcher
     res = train(tiny(tmp_path, corpus, steps=3, name="flip", faults=("ce_sign_flip", "no_warmup")))
     assert res.final_loss < 0
     first = [r for r in read_metrics(res.metrics_path) if "event" not in r][0]
     assert first["lr"] == pytest.approx(3e-3)  # no_warmup: the peak LR at step 0
 
 
-def test_probes_and_dashboard(tmp_path, corpus):
-    pytest.importorskip("tensorlite.debug")
-    res = train(tiny(tmp_path, corpus, steps=6, probe_interval=4))
+def test_probes_and_dashboard_are_callbacks(tmp_path, corpus):
+    res = train(tiny(tmp_path, corpus, steps=6), callbacks=[Probes(interval=4), WriteDashboard()])
     probed = [r["step"] for r in read_metrics(res.metrics_path) if "act_rms" in r]
-    assert probed == [0, 4, 5]  # every probe_interval steps, and the last
+    assert probed == [0, 4, 5]  # every interval steps, and the last
     assert (res.run_dir / "dashboard.html").stat().st_size > 1000
+    plain = train(tiny(tmp_path, corpus, steps=2, name="plain"))
+    assert not (plain.run_dir / "dashboard.html").exists()  # the loop itself writes no report
 
 
-def test_train_config_declares_every_gpt_config_field():
+# ------------------------------------------------------------------------------------------------
+# the config: four sections, each field declared once
+# ------------------------------------------------------------------------------------------------
+def test_config_sections_and_flat_names():
     import dataclasses
 
-    from tensorlite.train import _GPT_FIELDS, TrainConfig
+    c = TrainConfig()
+    assert isinstance(c.model, nn.GPTConfig) and c.model.vocab_size is None
+    assert (type(c.data), type(c.optim), type(c.run)) == (DataConfig, OptimConfig, RunConfig)
+    names = [f.name for cls in (nn.GPTConfig, DataConfig, OptimConfig, RunConfig) for f in dataclasses.fields(cls)]
+    assert len(names) == len(set(names))  # every field once: replace() and the flags take them by name
+    d = c.replace(d_model=32, steps=7, bpe_vocab_size=300, seed=3, faults=("no_warmup",))
+    assert (d.model.d_model, d.optim.steps, d.data.bpe_vocab_size, d.run.seed, d.faults) == (32, 7, 300, 3, ("no_warmup",))
+    assert c.model.d_model == 64  # replace returns a copy
+    assert TrainConfig.from_dict(d.to_dict()) == d
+    assert d.get("steps") == 7 and d.tokens_per_step == 32 * 64 * 7 // 7
+    with pytest.raises(ValueError, match="unknown field 'colour'"):
+        c.replace(colour="red")
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+        c.replace(steps=0)
+    with pytest.raises(ValueError, match="GPTConfig: norm must be one of 'layernorm', 'rmsnorm', got 'batch'"):
+        c.replace(norm="batch")
+    with pytest.raises(ValueError, match="unknown field.*in optim: colour"):
+        TrainConfig.from_dict({**c.to_dict(), "optim": {"colour": 1}})
 
-    declared = {f.name for f in dataclasses.fields(TrainConfig)}
-    assert set(_GPT_FIELDS) <= declared, set(_GPT_FIELDS) - declared
+
+def test_a_flat_config_of_tensorlite_0_1_loads_with_vocab_size_as_the_bpe_target():
+    old = {"d_model": 32, "steps": 5, "tokenizer": "bpe", "vocab_size": 300, "probe_interval": 10, "faults": []}
+    c = TrainConfig.from_dict(old)
+    assert c.data.bpe_vocab_size == 300 and c.model.vocab_size is None and c.model.d_model == 32
+
+
+def test_model_vocab_size_may_pad_the_tokenizer_but_not_cut_it():
+    c = TrainConfig()
+    assert c.gpt_config(96).vocab_size == 96
+    assert c.replace(vocab_size=128).gpt_config(96).vocab_size == 128
+    with pytest.raises(ValueError, match=r"model.vocab_size \(50\) is smaller than the tokenizer's vocabulary \(96\)"):
+        c.replace(vocab_size=50).gpt_config(96)

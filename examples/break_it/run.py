@@ -28,7 +28,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from tensorlite.debug import dashboard
+from tensorlite.debug import Probes, dashboard
 from tensorlite.train import NonFiniteLossError, TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
@@ -40,8 +40,9 @@ DOCS_COPY = REPO / "docs" / "labs" / "break-it"
 # the run), and an LR of 1e-2, high enough that skipping the warmup shows.
 BASE = dict(seq_len=64, d_model=64, n_layers=2, n_heads=4, pos="rope", steps=300, batch_size=16, lr=1e-2,
             lr_min=1e-3, warmup=30, clip=1.0, eval_interval=25, eval_batches=4, ckpt_interval=0,
-            probe_interval=10, corpus_max_chars=200_000, seed=0, progress=False)
-QUICK = dict(steps=12, eval_interval=4, eval_batches=1, probe_interval=4, corpus_max_chars=20_000, warmup=4)
+            corpus_max_chars=200_000, seed=0, progress=False)
+QUICK = dict(steps=12, eval_interval=4, eval_batches=1, corpus_max_chars=20_000, warmup=4)
+PROBE_INTERVAL = {False: 10, True: 4}  # full runs, quick runs
 
 # Spoiler: the answer key of the lab (solutions.md explains it).
 RUNS = {"01": "causal_mask_open", "02": "init_x100", "03": "no_warmup"}
@@ -51,7 +52,7 @@ KEEP = ("config.json", "metrics.jsonl", "dashboard.html")
 
 def _config(name: str, out: Path, quick: bool) -> TrainConfig:
     faults = () if name == REFERENCE else (RUNS[name],)
-    return TrainConfig(**{**BASE, **(QUICK if quick else {})}, faults=faults, out_dir=str(out), name=name)
+    return TrainConfig().replace(**{**BASE, **(QUICK if quick else {})}, faults=faults, out_dir=str(out), name=name)
 
 
 def _train_one(name: str, out: str, quick: bool) -> tuple:
@@ -65,7 +66,7 @@ def _train_one(name: str, out: str, quick: bool) -> tuple:
     note = "finished"
     with threadpool_limits(1):  # tiny matrices: BLAS threads only add contention
         try:
-            train(_config(name, out_dir, quick))
+            train(_config(name, out_dir, quick), callbacks=[Probes(interval=PROBE_INTERVAL[quick])])
         except NonFiniteLossError as e:
             note = f"stopped at step {e.step}: non-finite loss"
     for path in run_dir.iterdir():

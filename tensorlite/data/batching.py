@@ -22,17 +22,10 @@ class TokenBatcher:
     Each split draws from its own seeded NumPy generator, so evaluating more or less often does
     not change the training batches, and :meth:`state_dict` / :meth:`load_state_dict` resume the
     exact same sequence.
-
-    ``bos_pad_misalignment=True`` switches on bug 5 of the sweep issue: a BOS id is prepended to
-    the inputs (the last input token dropped) and a pad id appended to the labels (the last label
-    dropped), so ``x' = [bos, x[0], ..., x[T-2]]`` and ``y' = [y[0], ..., y[T-2], pad]``. Inputs
-    moved right by one and labels did not: ``y'[:, t] == x'[:, t + 2]``, every position is asked
-    for the token *two* steps ahead of what it sees, and the last position for the pad.
     """
 
     def __init__(self, tokens, seq_len: int, batch_size: int, val_fraction: float = 0.1, seed: int = 0,
-                 device="cpu", bos_pad_misalignment: bool = False, bos_id: int | None = None,
-                 pad_id: int | None = None) -> None:
+                 device="cpu") -> None:
         arr = to_numpy(tokens.data) if isinstance(tokens, Tensor) else np.asarray(
             to_numpy(tokens) if hasattr(tokens, "shape") else tokens)
         if arr.ndim != 1:
@@ -43,14 +36,10 @@ class TokenBatcher:
             raise ValueError(f"TokenBatcher: seq_len ({seq_len}) and batch_size ({batch_size}) must be >= 1")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"TokenBatcher: val_fraction must be in [0, 1), got {val_fraction}")
-        if bos_pad_misalignment and (bos_id is None or pad_id is None):
-            raise ValueError("TokenBatcher: bos_pad_misalignment=True needs bos_id and pad_id")
         self.tokens = arr.astype(np.int64, copy=False)
         self.seq_len, self.batch_size = int(seq_len), int(batch_size)
         self.val_fraction, self.seed = float(val_fraction), int(seed)
         self.device = get_device(device)
-        self.bos_pad_misalignment = bool(bos_pad_misalignment)
-        self.bos_id, self.pad_id = bos_id, pad_id
         n = len(self.tokens)
         n_val = int(round(n * self.val_fraction))
         need = self.seq_len + 1
@@ -90,9 +79,6 @@ class TokenBatcher:
         self.batches_drawn[split] += 1
         idx = offsets[:, None] + self._positions[None, :]
         x, y = data[idx], data[idx + 1]
-        if self.bos_pad_misalignment:
-            x = np.concatenate([np.full((b, 1), self.bos_id, dtype=np.int64), x[:, :-1]], axis=1)
-            y = np.concatenate([y[:, :-1], np.full((b, 1), self.pad_id, dtype=np.int64)], axis=1)
         dev = self.device
         return Tensor(dev.xp.asarray(x), device=dev), Tensor(dev.xp.asarray(y), device=dev)
 

@@ -2,7 +2,7 @@
 preflight checks, a diagnosis from metrics, NaN provenance (``detect_anomaly``) and the array
 memory a graph holds (``array_memory``)."""
 
-from . import anomaly, checks, faults, metrics, probes
+from . import anomaly, checks, lab, metrics, probes
 from .anomaly import AnomalyError, detect_anomaly
 from .checks import CheckResult
 from .dashboard import dashboard, render_dashboard
@@ -11,6 +11,7 @@ from .doctor import DoctorReport, doctor, doctor_for_config
 from .memory import ArrayMemory, array_memory
 from .metrics import data_entropy, load_metrics
 from .probes import Probes
+from .run_report import WriteDashboard
 
 __all__ = [
     "AnomalyError",
@@ -30,9 +31,10 @@ __all__ = [
     "diagnose",
     "doctor",
     "doctor_for_config",
-    "faults",
+    "lab",
     "load_metrics",
     "metrics",
     "probes",
     "render_dashboard",
+    "WriteDashboard",
 ]

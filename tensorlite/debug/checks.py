@@ -21,6 +21,7 @@ from .. import autograd, optim
 from .. import functional as F
 from ..autograd import no_grad
 from ..backend import to_numpy
+from ..nn import RotaryEmbedding
 from ..tensor import Tensor
 from .probes import forward_stats
 
@@ -356,7 +357,7 @@ def causal_leak(fn, vocab_size: int | None = None, seq_len: int | None = None, *
 def _rope_module(obj):
     if hasattr(obj, "named_modules"):
         for _, m in obj.named_modules():
-            if type(m).__name__ == "RotaryEmbedding":
+            if isinstance(m, RotaryEmbedding):
                 return m
         return None
     return obj
@@ -741,6 +742,7 @@ def lr_schedule(schedule, *, lr_max: float | None = None, warmup: int | None = N
 
     ``schedule``: a scheduler (``get_last_lr()`` right after it is built is step 0's LR), a run
     config with ``lr`` and ``warmup`` fields, or a function ``step -> lr`` (give ``lr_max``)."""
+    schedule = getattr(schedule, "optim", schedule)  # a TrainConfig: its optimisation section
     if hasattr(schedule, "get_last_lr"):
         lr0 = float(schedule.get_last_lr()[0]) if getattr(schedule, "last_epoch", 0) == 0 else None
         if lr0 is None:  # already stepped: recompute step 0 from the closed form when possible

@@ -9,11 +9,9 @@ schedule and batcher a training run would use and prints the same table (exit co
 
 from __future__ import annotations
 
-import tempfile
-import types
 from dataclasses import asdict, dataclass, field
 
-from ..train import Trainer
+from ..train import build
 from . import checks as C
 from .checks import CheckResult
 
@@ -144,24 +142,13 @@ def doctor(model, optimizer=None, scheduler=None, *, config=None, batcher=None, 
     return DoctorReport(results)
 
 
-def _trainer_loss_fn(trainer):
-    """``loss_fn(logits, targets)`` computed by the train loop's own ``loss`` (with its faults)."""
-    loss = type(trainer).loss
-
-    def fn(logits, targets):
-        shim = types.SimpleNamespace(model=lambda _x: logits, config=trainer.config)
-        return loss(shim, None, targets)
-
-    return fn
-
-
 def doctor_for_config(config, **kwargs) -> DoctorReport:
-    """Build what ``train(config)`` would build (model, optimizer, schedule, batcher, loss) without
-    training or writing anything, and run :func:`doctor` on it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config.replace(out_dir=tmp, name="doctor", progress=False))
-        report = doctor(trainer.model, trainer.optimizer, trainer.scheduler, batcher=trainer.batcher,
-                        loss_fn=_trainer_loss_fn(trainer), **kwargs)
+    """Build what ``train(config)`` would build (model, optimizer, schedule, batcher, loss, with
+    the config's faults) without training or writing anything, and run :func:`doctor` on it."""
+    parts = build(config)
+    report = doctor(parts.model, parts.optimizer, parts.scheduler, batcher=parts.batcher,
+                    loss_fn=parts.loss_fn, **kwargs)
     faults = ", ".join(config.faults) if config.faults else "none"
-    report.title = f"tensorlite doctor ({config.n_layers} layers, d_model {config.d_model}, faults: {faults})"
+    report.title = (f"tensorlite doctor ({config.model.n_layers} layers, d_model {config.model.d_model}, "
+                    f"faults: {faults})")
     return report

@@ -7,13 +7,14 @@ and ``{"event": "nan", "step": s}`` (a run stopped on a non-finite loss).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..runlog import read_jsonl
 
 __all__ = ["Metrics", "load_metrics", "data_entropy"]
 
@@ -55,10 +56,9 @@ class Metrics:
 
     @property
     def vocab_size(self):
+        """The model's vocabulary size: the header's (a run's config may hold only the tokenizer's
+        target size, which is not it)."""
         v = self.header.get("vocab_size")
-        if v is None:
-            cfg = self.header.get("config") or {}
-            v = cfg.get("vocab_size") or (cfg.get("model") or {}).get("vocab_size")
         if v is None:
             for r in self.rows:
                 if "vocab_size" in r:
@@ -68,7 +68,7 @@ class Metrics:
     @property
     def data_entropy(self):
         """The data's entropy bound in nats per token (header, or the first row that holds one)."""
-        v = self.header.get("data_entropy")
+        v = self.header.get("unigram_entropy", self.header.get("data_entropy"))
         if v is None:
             for r in self.rows:
                 if r.get("data_entropy") is not None:
@@ -99,22 +99,6 @@ def _float(v) -> float:
     return float(v)
 
 
-def _read_jsonl(path: Path) -> list:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                if n > 1 and not f.read().strip():  # a torn last line from a killed run: skip it
-                    break
-                raise ValueError(f"{path}:{n}: not a JSON line ({e.msg})") from None
-    return out
-
-
 def resolve_metrics_path(source) -> Path:
     """``metrics.jsonl`` itself, or the one inside a run directory."""
     p = Path(source)
@@ -132,7 +116,7 @@ def load_metrics(source) -> Metrics:
     path = None
     if isinstance(source, (str, Path)):
         path = resolve_metrics_path(source)
-        lines = _read_jsonl(path)
+        lines = read_jsonl(path)
     else:
         lines = list(source)
     m = Metrics(path=path)
@@ -145,16 +129,6 @@ def load_metrics(source) -> Metrics:
         elif "step" in d:
             m.rows.append(d)
     m.rows.sort(key=lambda r: r["step"])
-    if path is not None and m.vocab_size is None:
-        cfg = path.parent / "config.json"
-        if cfg.exists():
-            try:
-                c = json.loads(cfg.read_text())
-                v = c.get("vocab_size") or (c.get("model") or {}).get("vocab_size")
-                if v:
-                    m.header = {**m.header, "vocab_size": int(v)}
-            except (OSError, json.JSONDecodeError):
-                pass
     return m
 
 

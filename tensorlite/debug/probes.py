@@ -238,8 +238,8 @@ def _summarise_heads(host, attn_names, entropy_min=DEAD_HEAD_ENTROPY, share_min=
 class Probes:
     """Training callback that adds the probe metrics to ``metrics.jsonl`` every ``interval`` steps.
 
-    ``Probes(interval=10)`` then ``train(config, callbacks=[probes])`` (or ``probe_interval=10``
-    in :class:`~tensorlite.train.TrainConfig`). Probe steps are 0, ``interval``, ``2*interval`` ...
+    ``Probes(interval=10)`` then ``train(config, callbacks=[probes])`` (``tensorlite train`` adds
+    ``Probes(interval=25)``; ``--probe-interval`` changes it). Probe steps are 0, ``interval``, ``2*interval`` ...
     and the last step. ``batch``: token ids ``(B, T)`` to probe on (default: the first batch the
     model sees, cropped to ``batch_size`` rows). Works with any loop that calls
     ``on_train_start(trainer)`` and ``on_step_end(trainer, metrics)`` where ``trainer.model`` is
@@ -288,8 +288,9 @@ class Probes:
     # ---- callback hooks -----------------------------------------------------------------------
     def on_train_start(self, trainer) -> None:
         cfg = getattr(trainer, "config", None)
-        if self.last_step is None and cfg is not None and getattr(cfg, "steps", None):
-            self.last_step = int(cfg.steps) - 1
+        steps = getattr(getattr(cfg, "optim", cfg), "steps", None)  # a TrainConfig, or a flat config
+        if self.last_step is None and steps:
+            self.last_step = int(steps) - 1
         self.attach(trainer.model)
 
     def on_before_optimizer_step(self, trainer) -> None:

@@ -1,18 +1,16 @@
 """Layers and models, shaped like ``torch.nn``: ``Module``, ``Parameter``, ``Linear`` ... ``GPT``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .attention import KVCache, LayerKV, MultiHeadAttention
 from .bitlinear import BitLinear
 from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear, RMSNorm, SiLU, SwiGLU
 from .module import Identity, Module, ModuleList, Parameter, RemovableHandle, Sequential
 from .rope import RotaryEmbedding
-from .transformer import FAULT_REQUIREMENTS, GPT, KNOWN_FAULTS, Block, GPTConfig
+from .transformer import GPT, Block, GPTConfig
 
 __all__ = [
-    "FAULT_REQUIREMENTS",
     "GELU",
     "GPT",
-    "KNOWN_FAULTS",
     "MLP",
     "BitLinear",
     "Block",
@@ -39,11 +37,3 @@ __all__ = [
     "utils",
 ]
 
-
-def __getattr__(name):
-    # nn.utils reaches into optim, which imports nn: load it on first use.
-    if name == "utils":
-        import importlib  # noqa: PLC0415
-
-        return importlib.import_module(".utils", __name__)
-    raise AttributeError(f"module 'tensorlite.nn' has no attribute {name!r}")

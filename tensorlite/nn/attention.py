@@ -3,8 +3,8 @@
 One ``Linear(d, 3d)`` makes queries, keys and values; heads are reshapes and transposes of its
 output (no per-head Python loop), and the attention itself is the fused
 :func:`tensorlite.functional.scaled_dot_product_attention` (one graph node). Setting
-``record_attention = True`` switches to the readable reference path, which also returns the
-attention weights, and keeps them in ``last_attention``.
+``record_attention = True`` switches to the readable reference path and keeps the attention
+weights in ``last_attention``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from ..backend import device_of
 from .layers import Linear
 from .module import Module
 from .rope import RotaryEmbedding
-
-ATTENTION_FAULTS = ("attn_scale_multiply", "softmax_over_queries", "causal_mask_open", "rope_on_values")
 
 
 def _xp(a):
@@ -121,7 +119,7 @@ class KVCache:
 
 
 class MultiHeadAttention(Module):
-    """Causal multi-head self-attention: ``proj(softmax(q k^T / sqrt(d_head) + mask) v)``.
+    """Causal multi-head self-attention: ``proj(softmax(q k^T * scale + mask) v)``.
 
     Args:
         d_model: model width; ``n_heads`` must divide it.
@@ -130,8 +128,9 @@ class MultiHeadAttention(Module):
         max_seq_len: longest sequence (needed for RoPE tables).
         rope: apply rotary embeddings to queries and keys.
         linear_cls: the linear layer class (``Linear`` or ``BitLinear``).
-        faults: names from :data:`ATTENTION_FAULTS` (and the RoPE faults) to reproduce bugs; the
-            choice is made here, once, so the healthy forward never tests for them.
+
+    ``scale`` (``1/sqrt(head_dim)``) and ``is_causal`` (True) are plain attributes, read by every
+    forward.
     """
 
     def __init__(
@@ -144,91 +143,47 @@ class MultiHeadAttention(Module):
         rope: bool = False,
         rope_base: float = 10000.0,
         linear_cls=Linear,
-        faults=(),
     ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"MultiHeadAttention: n_heads ({n_heads}) must divide d_model ({d_model})")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
-        faults = frozenset(faults)
         self.qkv = linear_cls(d_model, 3 * d_model, bias=bias)
         self.proj = linear_cls(d_model, d_model, bias=bias)
         if rope:
             if max_seq_len is None:
                 raise ValueError("MultiHeadAttention: rope=True needs max_seq_len")
-            self.rope = RotaryEmbedding(
-                self.head_dim,
-                max_seq_len,
-                rope_base,
-                sign_flip="rope_sign_flip" in faults,
-                pairing_mismatch="rope_pairing_mismatch" in faults,
-            )
-            self._position = self._rotate_qkv if "rope_on_values" in faults else self._rotate_qk
+            self.rope = RotaryEmbedding(self.head_dim, max_seq_len, rope_base)
         else:
             self.rope = None
-            self._position = self._no_position
-        root = math.sqrt(self.head_dim)
-        self.scale = root if "attn_scale_multiply" in faults else 1.0 / root
-        self.is_causal = "causal_mask_open" not in faults
-        self.softmax_dim = -2 if "softmax_over_queries" in faults else -1
-        self._attend_default = self._attend_fused if self.softmax_dim == -1 else self._attend_reference
-        self._attend = self._attend_default
-        self._record = False
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+        self.is_causal = True
+        self.record_attention = False
         self.last_attention = None
 
-    # ---- the pieces chosen at construction ------------------------------------------------------
-    def _no_position(self, q, k, v, offset):
-        return q, k, v
-
-    def _rotate_qk(self, q, k, v, offset):
-        return self.rope(q, offset), self.rope(k, offset), v
-
-    def _rotate_qkv(self, q, k, v, offset):  # fault rope_on_values
-        return self.rope(q, offset), self.rope(k, offset), self.rope(v, offset)
-
-    def _attend_fused(self, q, k, v):
+    def attend(self, q, k, v):
+        """The attention of ``(B, H, T, D)`` queries, keys and values. With ``record_attention``
+        the readable reference path runs instead and keeps its weights ``(B, H, T_q, T_k)`` in
+        ``last_attention`` (a NumPy/CuPy array)."""
+        if self.record_attention:
+            out, weights = F.attention_reference(q, k, v, is_causal=self.is_causal, scale=self.scale)
+            self.last_attention = weights.data
+            return out
         return F.scaled_dot_product_attention(q, k, v, is_causal=self.is_causal, scale=self.scale)
 
-    def _attend_reference(self, q, k, v):
-        out, _ = F.attention_reference(
-            q, k, v, is_causal=self.is_causal, scale=self.scale, softmax_dim=self.softmax_dim
-        )
-        return out
-
-    def _attend_recording(self, q, k, v):
-        out, weights = F.attention_reference(
-            q, k, v, is_causal=self.is_causal, scale=self.scale, softmax_dim=self.softmax_dim
-        )
-        self.last_attention = weights.data
-        return out
-
-    @property
-    def record_attention(self) -> bool:
-        """When True, each forward keeps the weights ``(B, H, T_q, T_k)`` in ``last_attention``
-        (a NumPy/CuPy array) using the slower reference path."""
-        return self._record
-
-    @record_attention.setter
-    def record_attention(self, on: bool) -> None:
-        self._record = bool(on)
-        self._attend = self._attend_recording if on else self._attend_default
-        if not on:
-            self.last_attention = None
-
-    # ---- forward --------------------------------------------------------------------------------
     def forward(self, x, cache: LayerKV | None = None):
         """``x`` (B, T, d_model) -> (B, T, d_model). With ``cache`` (one layer's :class:`LayerKV`)
         the positions continue after the cached ones and the new keys/values are appended."""
         q, k, v = split_heads(self.qkv(x), self.n_heads)
-        if cache is None:
-            q, k, v = self._position(q, k, v, 0)
-        else:
-            q, k, v = self._position(q, k, v, cache.length)
+        if self.rope is not None:
+            offset = 0 if cache is None else cache.length
+            q, k = self.rope(q, offset), self.rope(k, offset)
+        if cache is not None:
             k, v = cache.append(k, v)
-        return self.proj(merge_heads(self._attend(q, k, v)))
+        return self.proj(merge_heads(self.attend(q, k, v)))
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, n_heads={self.n_heads}"
 
 
-__all__ = ["ATTENTION_FAULTS", "KVCache", "LayerKV", "MultiHeadAttention", "merge_heads", "split_heads"]
+__all__ = ["KVCache", "LayerKV", "MultiHeadAttention", "merge_heads", "split_heads"]

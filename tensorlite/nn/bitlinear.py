@@ -13,11 +13,9 @@ Why step 3 uses ``W_t``: the matrix that multiplies ``x`` is ``W_t``, so the out
 out), whatever the fraction of zeros. ``mean(W_t^2)`` is exactly that fraction of non-zeros
 (about 0.69 for Gaussian latent weights).
 
-The ``bitlinear_latent_scale`` fault computes the same rescale from the latent weights,
-``gamma = 1 / sqrt(in * mean(W^2))``. Latent weights initialised at std 0.02 give
-``mean(W^2) = 4e-4`` while the ternary entries have magnitude 1, so the output is over-scaled by
-``sqrt(mean(W_t^2) / mean(W^2))``, about 40x (variance x1700) per layer: activations explode and
-the loss rises above ln(vocab) -- the "impossible loss" of the issue.
+Computing the rescale from the latent weights instead, ``1 / sqrt(in * mean(W^2))``, is a bug
+(one of :mod:`tensorlite.faults`): latent weights at std 0.02 over-scale the output about 40x per
+layer.
 
 Backward: straight-through estimator. ``W_t`` is piecewise constant (zero gradient almost
 everywhere), so the gradient of the effective weight ``gamma * W_t`` is passed to ``W`` unchanged,
@@ -53,42 +51,30 @@ def ternary_rescale(w_t, in_features: int, eps: float = 1e-8):
 
 
 class BitLinear(Module):
-    """``y = x @ (gamma W_t)^T + b`` with ternary ``W_t`` and ``gamma`` from ``W_t`` (see module doc).
+    """``y = x @ (gamma W_t)^T + b`` with ternary ``W_t`` and ``gamma`` from ``W_t`` (see module doc)."""
 
-    ``latent_scale=True`` is the ``bitlinear_latent_scale`` fault (``gamma`` from the latent ``W``).
-    """
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, latent_scale: bool = False) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.latent_scale = latent_scale
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
         init.fan_in_uniform_(self.weight, in_features)
         if bias:
             self.bias = Parameter(np.zeros((out_features,), dtype=np.float32))
         else:
             self.bias = None
-        self._scale_source = self._latent if latent_scale else self._ternary
-
-    def _ternary(self, w, w_t):
-        return ternary_rescale(w_t, self.in_features)
-
-    def _latent(self, w, w_t):  # fault bitlinear_latent_scale
-        return ternary_rescale(w, self.in_features)
 
     def effective_weight(self):
         """The array the forward multiplies by: ``gamma * W_t`` (no graph)."""
         w = self.weight.data
         w_t, _ = ternarize(w)
-        gamma = self._scale_source(w, w_t)
+        gamma = ternary_rescale(w_t, self.in_features)
         return (w_t * gamma).astype(w.dtype, copy=False)
 
     def forward(self, x):
         return linear(x, self.weight, self.bias, weight_used=self.effective_weight())
 
     def extra_repr(self) -> str:
-        fault = ", latent_scale=True" if self.latent_scale else ""
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}{fault}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 __all__ = ["BitLinear", "ternarize", "ternary_rescale"]

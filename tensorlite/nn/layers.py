@@ -112,7 +112,7 @@ class LayerNorm(Module):
 class RMSNorm(Module):
     """``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension (no centring, no bias).
 
-    ``eps=0`` is accepted: it is the ``rmsnorm_no_eps`` fault (an all-zero row gives NaN).
+    ``eps=0`` is accepted; an all-zero row then gives NaN (0 / 0).
     """
 
     def __init__(self, normalized_shape: int, eps: float = 1e-6) -> None:

@@ -1,22 +1,21 @@
 """The GPT: token (+ learned position) embeddings, pre-norm blocks, a final norm and the LM head.
 
-Each block is ``x = x + attn(norm1(x))`` then ``x = x + ffn(norm2(x))``. Model-level faults from
-the bug catalogue are switched on with ``GPTConfig(faults=(...))``; every one of them is resolved
-while the model is built (a different method or table is installed), so the healthy forward
-contains no test for any of them.
+Each block is ``x = x + attn(norm1(x))`` then ``x = x + ffn(norm2(x))``. The bugs that break such a
+model live apart, in :mod:`tensorlite.faults`, as transforms of the healthy modules built here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from .. import functional as F
 from ..backend import to_device
+from ..options import check_choices, option
 from ..tensor import Tensor
 from . import init
 from .attention import KVCache, MultiHeadAttention
@@ -24,39 +23,6 @@ from .bitlinear import BitLinear
 from .checkpoint import checkpoint
 from .layers import MLP, Dropout, Embedding, LayerNorm, Linear, RMSNorm, SwiGLU
 from .module import Module, ModuleList
-
-#: Every model-level fault name, in catalogue order.
-KNOWN_FAULTS = (
-    "attn_scale_multiply",
-    "softmax_over_queries",
-    "rope_on_values",
-    "rmsnorm_no_eps",
-    "rope_sign_flip",
-    "no_ffn_residual",
-    "init_x100",
-    "causal_mask_open",
-    "no_attn_residual",
-    "no_prenorm",
-    "rope_pairing_mismatch",
-    "bitlinear_latent_scale",
-    "per_token_loop",
-)
-
-#: Faults that only exist in some architectures: fault -> (config field, value it needs).
-FAULT_REQUIREMENTS = {
-    "rope_on_values": ("pos", "rope"),
-    "rope_sign_flip": ("pos", "rope"),
-    "rope_pairing_mismatch": ("pos", "rope"),
-    "rmsnorm_no_eps": ("norm", "rmsnorm"),
-    "bitlinear_latent_scale": ("linear", "bitlinear"),
-}
-
-_CHOICES = {
-    "norm": ("layernorm", "rmsnorm"),
-    "ffn": ("gelu", "swiglu"),
-    "pos": ("learned", "rope"),
-    "linear": ("dense", "bitlinear"),
-}
 
 INIT_STD = 0.02
 
@@ -71,39 +37,38 @@ def swiglu_hidden(d_model: int) -> int:
 class GPTConfig:
     """Shape and switches of a :class:`GPT`. Invalid values raise ValueError naming the field.
 
-    ``d_ff=None`` means ``4 * d_model`` for ``ffn="gelu"`` and :func:`swiglu_hidden` for
-    ``ffn="swiglu"``; ``norm_eps=None`` means 1e-5 for LayerNorm and 1e-6 for RMSNorm.
+    ``vocab_size=None`` is only for a training config, where the tokenizer sets it; a :class:`GPT`
+    needs a number. ``d_ff=None`` means ``4 * d_model`` for ``ffn="gelu"`` and :func:`swiglu_hidden`
+    for ``ffn="swiglu"``; ``norm_eps=None`` means 1e-5 for LayerNorm and 1e-6 for RMSNorm.
     ``gradient_checkpointing=True`` recomputes each block in backward instead of keeping its graph
     (training mode only; see :func:`tensorlite.nn.utils.checkpoint`).
-    ``faults`` names entries of :data:`KNOWN_FAULTS` to reproduce bugs.
     """
 
-    vocab_size: int
-    seq_len: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    d_ff: int | None = None
-    dropout: float = 0.0
-    norm: str = "layernorm"
-    ffn: str = "gelu"
-    pos: str = "learned"
-    bias: bool = True
-    tie_weights: bool = False
-    linear: str = "dense"
-    norm_eps: float | None = None
-    gradient_checkpointing: bool = False
-    faults: tuple = field(default_factory=tuple)
+    vocab_size: int | None = option(None, "vocabulary size (default: the tokenizer's)")
+    seq_len: int = option(64, "context length in tokens")
+    d_model: int = option(64, "width of the residual stream")
+    n_layers: int = option(2, "number of transformer blocks")
+    n_heads: int = option(2, "attention heads (must divide d_model)")
+    d_ff: int | None = option(None, "hidden width of the feed-forward layer (default: 4 * d_model, "
+                                    "or 8/3 * d_model rounded up to a multiple of 8 for swiglu)")
+    dropout: float = option(0.0, "dropout probability")
+    norm: Literal["layernorm", "rmsnorm"] = option("layernorm", "normalisation layer")
+    ffn: Literal["gelu", "swiglu"] = option("gelu", "feed-forward layer")
+    pos: Literal["learned", "rope"] = option("learned", "positions: learned embeddings or rotary")
+    bias: bool = option(True, "biases in linear layers and norms")
+    tie_weights: bool = option(False, "share the token embedding with the output layer")
+    linear: Literal["dense", "bitlinear"] = option("dense", "linear layers of the blocks: dense or ternary")
+    norm_eps: float | None = option(None, "epsilon of the norms (default: 1e-5 LayerNorm, 1e-6 RMSNorm)")
+    gradient_checkpointing: bool = option(False, "recompute each block in backward instead of keeping its graph")
 
     def __post_init__(self) -> None:
-        if isinstance(self.faults, str):
-            self.faults = (self.faults,)
-        self.faults = tuple(self.faults)
         self.validate()
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field."""
-        for name in ("vocab_size", "seq_len", "d_model", "n_layers", "n_heads"):
+        if self.vocab_size is not None and (not _is_int(self.vocab_size) or self.vocab_size < 1):
+            raise ValueError(f"GPTConfig: vocab_size must be a positive integer, got {self.vocab_size!r}")
+        for name in ("seq_len", "d_model", "n_layers", "n_heads"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
@@ -113,12 +78,7 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: d_ff must be a positive integer or None, got {self.d_ff!r}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout!r}")
-        for name, choices in _CHOICES.items():
-            value = getattr(self, name)
-            if value not in choices:
-                raise ValueError(
-                    f"GPTConfig: {name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}"
-                )
+        check_choices(self)
         for name in ("bias", "tie_weights", "gradient_checkpointing"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")
@@ -129,18 +89,6 @@ class GPTConfig:
                 f"GPTConfig: pos='rope' needs an even head dimension, but d_model/n_heads = "
                 f"{self.d_model}/{self.n_heads} = {self.head_dim}"
             )
-        unknown = [f for f in self.faults if f not in KNOWN_FAULTS]
-        if unknown:
-            raise ValueError(
-                f"GPTConfig: faults: unknown fault(s) {', '.join(repr(f) for f in unknown)}; "
-                f"known model faults: {', '.join(KNOWN_FAULTS)}"
-            )
-        for fault in self.faults:
-            need = FAULT_REQUIREMENTS.get(fault)
-            if need and getattr(self, need[0]) != need[1]:
-                raise ValueError(
-                    f"GPTConfig: faults: {fault!r} needs {need[0]}={need[1]!r}, got {need[0]}={getattr(self, need[0])!r}"
-                )
 
     @property
     def head_dim(self) -> int:
@@ -155,18 +103,14 @@ class GPTConfig:
 
     @property
     def eps(self) -> float:
-        """``norm_eps`` with the default resolved (0 under the ``rmsnorm_no_eps`` fault)."""
-        if "rmsnorm_no_eps" in self.faults:
-            return 0.0
+        """``norm_eps`` with the default resolved."""
         if self.norm_eps is not None:
             return float(self.norm_eps)
         return 1e-5 if self.norm == "layernorm" else 1e-6
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict (``faults`` as a list)."""
-        d = dataclasses.asdict(self)
-        d["faults"] = list(self.faults)
-        return d
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
@@ -177,9 +121,6 @@ class GPTConfig:
             raise ValueError(
                 f"GPTConfig.from_dict: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
             )
-        d = dict(d)
-        if "faults" in d and d["faults"] is not None:
-            d["faults"] = tuple(d["faults"])
         return cls(**d)
 
 
@@ -198,7 +139,6 @@ class Block(Module):
 
     def __init__(self, config: GPTConfig, linear_cls=Linear) -> None:
         super().__init__()
-        faults = frozenset(config.faults)
         self.norm1 = _make_norm(config)
         self.attn = MultiHeadAttention(
             config.d_model,
@@ -207,28 +147,15 @@ class Block(Module):
             max_seq_len=config.seq_len,
             rope=config.pos == "rope",
             linear_cls=linear_cls,
-            faults=faults,
         )
         self.norm2 = _make_norm(config)
         ffn_cls = SwiGLU if config.ffn == "swiglu" else MLP
         self.ffn = ffn_cls(config.d_model, config.ffn_dim, config.bias, linear_cls=linear_cls)
         self.drop = Dropout(config.dropout)
-        self._no_prenorm = "no_prenorm" in faults
-        self._no_attn_residual = "no_attn_residual" in faults
-        self._no_ffn_residual = "no_ffn_residual" in faults
-        if self._no_prenorm or self._no_attn_residual or self._no_ffn_residual:
-            self.forward = self._forward_faulty
 
     def forward(self, x, cache=None):
         x = x + self.drop(self.attn(self.norm1(x), cache))
         return x + self.drop(self.ffn(self.norm2(x)))
-
-    def _forward_faulty(self, x, cache=None):
-        """The block with the faults no_prenorm / no_attn_residual / no_ffn_residual."""
-        a = self.drop(self.attn(x if self._no_prenorm else self.norm1(x), cache))
-        x = a if self._no_attn_residual else x + a
-        f = self.drop(self.ffn(x if self._no_prenorm else self.norm2(x)))
-        return f if self._no_ffn_residual else x + f
 
 
 class GPT(Module):
@@ -247,12 +174,10 @@ class GPT(Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         config.validate()
+        if config.vocab_size is None:
+            raise ValueError("GPT: GPTConfig.vocab_size must be set (a training run sets it from its tokenizer)")
         self.config = config
-        faults = frozenset(config.faults)
-        if config.linear == "bitlinear":
-            linear_cls = functools.partial(BitLinear, latent_scale="bitlinear_latent_scale" in faults)
-        else:
-            linear_cls = Linear
+        linear_cls = BitLinear if config.linear == "bitlinear" else Linear
         self.tok_emb = Embedding(config.vocab_size, config.d_model)
         self.pos_emb = Embedding(config.seq_len, config.d_model) if config.pos == "learned" else None
         self.drop = Dropout(config.dropout)
@@ -261,31 +186,24 @@ class GPT(Module):
         self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
-        self._embed = self._embed_per_token if "per_token_loop" in faults else self._embed_batched
         self.reset_parameters()
 
     # ---- initialisation -------------------------------------------------------------------------
     def reset_parameters(self) -> None:
-        """GPT-2 initialisation (and the ``init_x100`` fault, which scales it by 100)."""
-        cfg = self.config
-        weights = {}
+        """GPT-2 initialisation (see the class docstring)."""
         for m in self.modules():
             if isinstance(m, (Linear, BitLinear, Embedding)):
                 init.normal_(m.weight, 0.0, INIT_STD)
-                weights[id(m.weight)] = m.weight
                 if getattr(m, "bias", None) is not None:
                     init.zeros_(m.bias)
             elif isinstance(m, (LayerNorm, RMSNorm)):
                 init.ones_(m.weight)
                 if getattr(m, "bias", None) is not None:
                     init.zeros_(m.bias)
-        residual_std = INIT_STD / math.sqrt(2 * cfg.n_layers)
+        residual_std = INIT_STD / math.sqrt(2 * self.config.n_layers)
         for block in self.blocks:
             init.normal_(block.attn.proj.weight, 0.0, residual_std)
             init.normal_(block.ffn.proj.weight, 0.0, residual_std)
-        if "init_x100" in cfg.faults:
-            for w in weights.values():  # each tied weight once
-                w.data *= 100
 
     # ---- forward --------------------------------------------------------------------------------
     @property
@@ -307,14 +225,6 @@ class GPT(Module):
             raise ValueError(f"GPT: token ids must have shape (batch, time) with time >= 1, got {tuple(idx.shape)}")
         return idx
 
-    def _embed_batched(self, idx):
-        return self.tok_emb(idx)
-
-    def _embed_per_token(self, idx):  # fault per_token_loop: one lookup per token, then stacked
-        b, t = idx.shape
-        rows = [self.tok_emb(idx[i, j]) for i in range(b) for j in range(t)]
-        return F.reshape(F.stack(rows), b, t, self.config.d_model)
-
     def forward(self, idx, cache: KVCache | None = None):
         """Logits ``(B, T, vocab_size)`` for token ids ``idx`` ``(B, T)``.
 
@@ -331,7 +241,7 @@ class GPT(Module):
                 f"GPT: {t} positions{where} exceed seq_len {self.config.seq_len}; crop the input "
                 "to the last seq_len tokens (generate() does)"
             )
-        x = self._embed(idx)
+        x = self.tok_emb(idx)
         if self.pos_emb is not None:
             x = x + self.pos_emb.weight[offset : offset + t]
         x = self.drop(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..optim.clip import clip_grad_norm_ as _clip_grad_norm
 from .checkpoint import checkpoint  # noqa: F401  (torch.utils.checkpoint lives here for us)
 
 
@@ -10,11 +11,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> floa
 
     The implementation lives in :func:`tensorlite.optim.clip_grad_norm_`.
     """
-    from ..optim import clip_grad_norm_ as impl  # noqa: PLC0415  (optim imports nn)
-
     if norm_type != 2.0:
         raise ValueError(f"clip_grad_norm_: only norm_type=2 is supported, got {norm_type}")
-    return impl(parameters, max_norm)
+    return _clip_grad_norm(parameters, max_norm)
 
 
 def parameter_count(module, trainable_only: bool = False) -> int:

@@ -19,7 +19,7 @@ def _check(name: str, lr, betas, eps, weight_decay) -> None:
         raise ValueError(f"{name}: invalid weight_decay {weight_decay} (must be >= 0)")
 
 
-def _adam_step(p, grad, group, state) -> None:
+def adam_update(p, grad, group, state) -> None:
     """The shared moment update and bias-corrected step (torch's single-tensor formula)."""
     xp = p.device.xp
     beta1, beta2 = group["betas"]
@@ -60,7 +60,7 @@ class Adam(Optimizer):
     def _update(self, p, grad, group, state) -> None:
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * p.data
-        _adam_step(p, grad, group, state)
+        adam_update(p, grad, group, state)
 
 
 class AdamW(Optimizer):
@@ -73,23 +73,15 @@ class AdamW(Optimizer):
         p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
     State per parameter: ``"step"`` (int), ``"exp_avg"`` (m), ``"exp_avg_sq"`` (v).
-
-    ``decay_on_moment=True`` switches on bug 8 of the answer key: after the Adam update the decay
-    term is added to the first moment, ``m += -lr * weight_decay * p``, instead of shrinking
-    ``p``. The weights are never decayed directly, and the polluted moment, opposite in sign to
-    the weights, makes the next updates push them *away* from zero.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01, decay_on_moment: bool = False) -> None:
+                 weight_decay: float = 0.01) -> None:
         _check("AdamW", lr, betas, eps, weight_decay)
-        self.decay_on_moment = bool(decay_on_moment)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def _update(self, p, grad, group, state) -> None:
         decay = group["lr"] * group["weight_decay"]
-        if decay != 0 and not self.decay_on_moment:
+        if decay != 0:
             p.data *= 1.0 - decay
-        _adam_step(p, grad, group, state)
-        if decay != 0 and self.decay_on_moment:
-            state["exp_avg"] -= decay * p.data
+        adam_update(p, grad, group, state)

@@ -48,15 +48,3 @@ def warmup_cosine_lr(step: int, *, lr_max: float, warmup_steps: int, total_steps
     lr = lr_min + (lr_max - lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
     return min(max(lr, float(lr_min)), float(lr_max))  # rounding must not leave [lr_min, lr_max]
 
-
-def go_guide_lr(call: int, *, base_lr: float, warmup_steps: int) -> float:
-    """The Go troubleshooting guide's ``WarmupScheduler.GetLR``, ported verbatim *with its bug*,
-    for comparison only: its cosine progress is ``(step - warmup) / 1000.0`` whatever the run's
-    length, so past 1000 decay steps the cosine turns around and the LR climbs back to
-    ``base_lr`` every 2000 steps. ``call`` counts ``GetLR`` calls from 0 (``GetLR`` increments its
-    step before computing, so call 0 uses step 1)."""
-    step = call + 1
-    if step < warmup_steps:
-        return base_lr * step / warmup_steps
-    progress = (step - warmup_steps) / 1000.0
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))

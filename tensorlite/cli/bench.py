@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..benchmarks import BENCHMARKS
-from ..cli import CLIError
+from .errors import CLIError
 
 
-def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "bench",
         help="measure kernels and autograd overhead on this machine",

@@ -7,32 +7,31 @@ import sys
 
 from ..backend import get_device
 from ..checkpoint import CheckpointError
-from ..cli import CLIError
 from ..train import load_run, sample_text
+from .errors import CLIError, one_line
 
 
-def add_generate_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "generate",
         help="sample text from a trained run",
         description="Load RUN_DIR/checkpoint and continue --prompt (printed with the continuation).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `tensorlite train`")
-    p.add_argument("--prompt", default="def ", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--prompt", default="def ", help="text to continue (default: 'def ')")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default: 200)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
     p.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (default: 1.0)")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each token")
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.set_defaults(func=run_generate)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default: cpu)")
+    p.set_defaults(func=run)
     return p
 
 
-def run_generate(args) -> int:
+def run(args) -> int:
     if args.max_new_tokens < 0:
         raise CLIError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
     if args.temperature < 0:
@@ -47,7 +46,7 @@ def run_generate(args) -> int:
         get_device(args.device)
         model, tokenizer, config = load_run(args.run_dir, device=args.device)
     except (FileNotFoundError, NotADirectoryError, CheckpointError, ValueError, RuntimeError) as e:
-        raise CLIError(" ".join(str(e).split())) from None
+        raise CLIError(one_line(e)) from None
     if not args.prompt:
         raise CLIError("--prompt must not be empty")
     try:

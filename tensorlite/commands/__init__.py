@@ -1,1 +1,0 @@
-"""The ``tensorlite`` subcommands; each module has an ``add_<name>_parser(subparsers)``."""
