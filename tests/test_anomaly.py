@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
-from tensorlite import faults
-from tensorlite import autograd, nn
+from tensorlite import autograd, faults, nn
 from tensorlite.debug import AnomalyError, detect_anomaly
 from tensorlite.debug.anomaly import TensorStats
 

@@ -11,11 +11,11 @@ import torch
 
 import tensorlite as tl
 from tensorlite import cli, data, nn, optim
+from tensorlite import faults as fault_zoo
 from tensorlite import functional as F
 from tensorlite.debug import checks as C
 from tensorlite.debug import doctor
 from tensorlite.debug.doctor import CHECK_ORDER
-from tensorlite import faults as fault_zoo
 
 KNOWN_FAULTS = tuple(f for f in fault_zoo.names() if fault_zoo.get(f).target == "model")
 

@@ -578,6 +578,9 @@ def test_dropout_only_in_training():
     assert not np.allclose(model(x).numpy(), model(x).numpy())
 
 
+X = np.random.default_rng(0).integers(0, 23, (2, 10))
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("kw", [dict(), dict(pos="rope", norm="rmsnorm", ffn="swiglu", linear="bitlinear")])
 def test_gpt_on_the_gpu_matches_the_cpu(kw):

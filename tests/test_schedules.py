@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import tensorlite as tl
 from tensorlite import optim
-from tensorlite.optim.lr_scheduler import LambdaLR, WarmupCosine
 from tensorlite.faults import go_guide_lr
+from tensorlite.optim.lr_scheduler import LambdaLR, WarmupCosine
 from tensorlite.optim.schedules import constant_lr, warmup_cosine_lr
 
 
