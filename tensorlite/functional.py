@@ -9,10 +9,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import kernels
+from . import backend, kernels
 from .autograd import Function, is_grad_enabled, unbroadcast
 from .backend import erf as _erf
 from .backend import scatter_add
+from .random import generator
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
@@ -813,15 +814,11 @@ class Cast(Function):
 
 class ToDevice(Function):
     def forward(self, a, device=None):
-        from .backend import device_of, to_device  # noqa: PLC0415
-
-        self.src = device_of(a)
-        return to_device(a, device)
+        self.src = backend.device_of(a)
+        return backend.to_device(a, device)
 
     def backward(self, g):
-        from .backend import to_device  # noqa: PLC0415
-
-        return to_device(g, self.src)
+        return backend.to_device(g, self.src)
 
 
 class Clone(Function):
@@ -1603,8 +1600,6 @@ def dropout(x, p: float = 0.5, training: bool = True):
         return x
     if p == 1.0:
         return x * 0.0
-    from .random import generator  # noqa: PLC0415
-
     mask = generator(x.device).random(x.shape, dtype=np.float32) >= p
     return Dropout.apply(x, p=p, mask=mask)
 

@@ -153,3 +153,22 @@ def test_bpe_trains_fast_on_a_megabyte():
     elapsed = time.perf_counter() - t0
     assert tok.vocab_size == 1024
     assert elapsed < 20.0, f"training took {elapsed:.1f} s"
+
+
+def test_bpe_applies_merges_in_the_order_they_were_learned():
+    # "abc" can merge a+b or b+c first; the earlier-learned merge must win, wherever it sits
+    a, b, c = (ord(ch) for ch in "abc")
+    ab_first = data.BPETokenizer(merges=[(a, b), (b, c)])
+    bc_first = data.BPETokenizer(merges=[(b, c), (a, b)])
+    assert ab_first.encode("abc") == [256, c]
+    assert bc_first.encode("abc") == [a, 256]
+    # the priority is the rank, not the position: in "bcab" the earlier merge (a, b) applies at
+    # position 2 while (b, c) at position 0 waits for it, and both end merged
+    assert ab_first.encode("bcab") == [257, 256]
+    # a merge of merges applies only once its parts exist: (a, b) -> 256, then (256, c) -> 257
+    nested = data.BPETokenizer(merges=[(a, b), (256, c)])
+    assert nested.encode("abcab") == [257, 256]
+    with pytest.raises(ValueError, match=r"merge 0 \(256, 99\) refers to an id >= 256"):
+        data.BPETokenizer(merges=[(256, c), (a, b)])  # a merge may only use ids learned before it
+    for tok in (ab_first, bc_first, nested):
+        assert tok.decode(tok.encode("abcabc")) == "abcabc"

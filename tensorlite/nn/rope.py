@@ -5,8 +5,8 @@ rotates at frequency ``theta_i = base ** (-2i / head_dim)``; at position ``m`` t
 multiplied by the rotation matrix ``[[cos(m theta_i), -sin(m theta_i)], [sin(m theta_i), cos(m theta_i)]]``.
 This is the pairing of the RoFormer paper, of GPT-J and of Meta's original LLaMA code (which views
 the pairs as complex numbers); the GPT-NeoX / Hugging Face LLaMA "rotate_half" layout pairs
-``(i, i + head_dim/2)`` instead. We keep the paper's convention because it is the one the issue's
-"frequencies interleaved" fault is stated in, and because a pair is then two neighbours in memory.
+``(i, i + head_dim/2)`` instead. We keep the paper's convention because the sweep issue's RoPE bug is
+stated in it ("frequencies interleaved"), and because a pair is then two neighbours in memory.
 Weights trained with one convention do not work with the other (the test-suite's torch reference
 implements the same interleaved convention independently, with complex numbers).
 
