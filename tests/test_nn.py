@@ -603,3 +603,19 @@ def test_gpt_on_the_gpu_matches_the_cpu(kw):
     assert generate(gpu, [1, 2, 3], 12, temperature=0, use_cache=False) == generate(gpu, [1, 2, 3], 12, temperature=0)
     back = gpu.to("cpu")
     assert back.tok_emb.weight.device == "cpu"
+
+
+def test_eval_mode_restores_the_mode_even_after_an_error():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    with nn.utils.eval_mode(model) as m:
+        assert m is model and not model.training and not model[1].training
+    assert model.training and model[1].training
+    model.eval()
+    with pytest.raises(RuntimeError), nn.utils.eval_mode(model):
+        model.train()
+        raise RuntimeError
+    assert not model.training  # back to what it was when the block began
+    tmod = torch.nn.Dropout(0.5)
+    with nn.utils.eval_mode(tmod):
+        assert not tmod.training
+    assert tmod.training

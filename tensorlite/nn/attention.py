@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import functional as F
 from ..autograd import Function
-from ..backend import device_of
+from ..backend import array_module
 from .layers import Linear
 from .module import Module
 from .rope import RotaryEmbedding
-
-
-def _xp(a):
-    return np if isinstance(a, np.ndarray) else device_of(a).xp
 
 
 class SplitHeads(Function):
@@ -34,7 +28,7 @@ class SplitHeads(Function):
         return qkv.reshape(self.split)[:, :, index].transpose(0, 2, 1, 3)
 
     def backward(self, g):
-        out = _xp(g).zeros(self.shape, dtype=g.dtype)
+        out = array_module(g).zeros(self.shape, dtype=g.dtype)
         out.reshape(self.split)[:, :, self.index] = g.transpose(0, 2, 1, 3)  # one strided copy
         return out
 

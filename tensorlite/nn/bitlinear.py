@@ -26,27 +26,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import device_of
+from ..backend import array_module
 from . import init
 from .layers import linear
 from .module import Module, Parameter
 
 
-def _xp(a):
-    return np if isinstance(a, np.ndarray) else device_of(a).xp
-
-
 def ternarize(w, eps: float = 1e-8):
     """``(W_t, beta)``: ternary weights ``round(clip(W / beta, -1, 1))`` and ``beta = mean(|W|)``
     (arrays; ``eps`` guards an all-zero matrix)."""
-    xp = _xp(w)
+    xp = array_module(w)
     beta = xp.abs(w).mean() + eps
     return xp.rint(xp.clip(w / beta, -1, 1)), beta
 
 
 def ternary_rescale(w_t, in_features: int, eps: float = 1e-8):
     """``1 / sqrt(in_features * mean(W_t^2))``: the variance-preserving output scale."""
-    xp = _xp(w_t)
+    xp = array_module(w_t)
     return 1.0 / xp.sqrt(in_features * (w_t * w_t).mean() + eps)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from ..optim.clip import clip_grad_norm_ as _clip_grad_norm
 from .checkpoint import checkpoint  # noqa: F401  (torch.utils.checkpoint lives here for us)
 
@@ -19,3 +21,16 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> floa
 def parameter_count(module, trainable_only: bool = False) -> int:
     """The number of scalars in ``module``'s unique parameters."""
     return module.num_parameters(trainable_only)
+
+
+@contextlib.contextmanager
+def eval_mode(module):
+    """``with eval_mode(model):`` runs the block in eval mode and restores the module's mode after
+    (also after an exception). Works on anything with ``training`` and ``train(mode)``, a torch
+    module included."""
+    was = module.training
+    module.train(False)
+    try:
+        yield module
+    finally:
+        module.train(was)

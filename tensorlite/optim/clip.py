@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..backend import device_of, to_numpy
+from ..backend import array_module, to_numpy
 from ..tensor import Tensor
 
 
@@ -31,7 +31,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     if not grads:
         return 0.0
     max_norm, norm_type = float(max_norm), float(norm_type)
-    xp = device_of(grads[0]).xp
+    xp = array_module(grads[0])
     with np.errstate(over="ignore", invalid="ignore"):  # inf/nan are reported by the return value
         total = _total_norm(xp, grads, norm_type, robust=False)
         if math.isinf(total) and norm_type == 2.0:

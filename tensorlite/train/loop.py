@@ -30,6 +30,7 @@ from ..autograd import no_grad
 from ..backend import tune_allocator
 from ..checkpoint import CHECKPOINT_DIR, atomic_write_text, load_checkpoint, save_checkpoint
 from ..generate import generate
+from ..nn.utils import eval_mode
 from ..random import get_rng_state, set_rng_state
 from ..runlog import MetricsLog, truncate
 from .build import Parts, build
@@ -246,14 +247,8 @@ class Trainer:
     def evaluate(self, batches: int | None = None) -> float:
         """Mean loss over ``eval_batches`` validation batches (dropout off, no graph)."""
         n = batches or self.config.run.eval_batches
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            total = 0.0
-            for _ in range(n):
-                total += float(self.loss(*self._batch("val")).item())
-        finally:
-            self.model.train(was_training)
+        with eval_mode(self.model):
+            total = sum(float(self.loss(*self._batch("val")).item()) for _ in range(n))
         return total / n
 
     def train_step(self) -> dict:
