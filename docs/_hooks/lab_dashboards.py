@@ -1,20 +1,28 @@
-"""mkdocs hook: serve the break-it lab's dashboards straight from ``examples/break_it/``.
+"""mkdocs hook: the break-it lab's dashboards, drawn at build time from the committed runs.
 
-The lab's runs live in the examples folder (``01``, ``02``, ``03``, ``reference``); the site
-publishes each ``dashboard.html`` as ``labs/break-it/<run>.html`` so the docs never hold a copy
-that can drift from the runs the page diagnoses.
+The lab's runs live in ``examples/break_it/`` (``01``, ``02``, ``03``, ``reference``: each a
+``config.json`` and a ``metrics.jsonl``). The site publishes each run's dashboard as
+``labs/break-it/<run>.html``, rendered by the lab script's own ``dashboards()`` with the current
+code, so no committed copy can drift from what the code draws.
 """
 
+import importlib.util
+import os
 from pathlib import Path
 
 from mkdocs.structure.files import File
 
-RUNS = ("01", "02", "03", "reference")
+
+def _lab_script(lab: Path):
+    spec = importlib.util.spec_from_file_location("break_it_run", lab / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def on_files(files, config):
     lab = Path(config.config_file_path).parent / "examples" / "break_it"
-    for run in RUNS:
-        src = lab / run / "dashboard.html"
-        files.append(File.generated(config, f"labs/break-it/{run}.html", abs_src_path=str(src)))
+    shown = Path(os.path.relpath(lab))  # the path each dashboard's footer names
+    for run, html in _lab_script(lab).dashboards(shown).items():
+        files.append(File.generated(config, f"labs/break-it/{run}.html", content=html))
     return files

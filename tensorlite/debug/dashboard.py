@@ -64,7 +64,7 @@ def _panels(m: Metrics) -> list:
         hl_loss.append(("data entropy", m.data_entropy, "#2ca02c"))
     clipped = [bool(r["clipped"]) for r in m.rows if r.get("clipped") is not None]
     clip_txt = f" (clipped on {100 * sum(clipped) / len(clipped):.0f}% of steps)" if clipped else ""
-    cfg = m.header.get("config") or {}
+    cfg = m.config
     hl_grad = [("clip", float(cfg["clip"]), "#7f7f7f")] if isinstance(cfg.get("clip"), (int, float)) and cfg["clip"] else []
     acts = [(k, *v) for k, v in m.dict_series("act_rms").items()]
     spec = [(_short(k), *v) for k, v in m.dict_series("spectral_norm").items()]
@@ -372,7 +372,7 @@ def render_dashboard(metrics, reference=None, title: str | None = None, blind: b
         )
         banner = (f'<div class="diag {sev}" id="diagnosis" data-name="{diag.name}"><h2>Diagnosis: '
                   f"{html.escape(diag.findings[0].title)}</h2>{html.escape(diag.summary)}<ul>{items}</ul></div>")
-    cfg = dict(m.header.get("config") or {})
+    cfg = m.config
     if m.vocab_size:
         cfg["vocab_size"] = m.vocab_size  # the tokenizer's, not the BPE setting in the config
     keys = ("vocab_size", "d_model", "n_layers", "n_heads", "seq_len", "lr", "warmup", "steps", "batch_size", "clip", "faults")

@@ -55,6 +55,16 @@ class Metrics:
         return {k: (np.asarray(s, float), np.asarray(v, float)) for k, (s, v) in out.items()}
 
     @property
+    def config(self) -> dict:
+        """The run's config from the header as one flat ``{field: value}`` dict (the sections of a
+        nested TrainConfig merged; a flat tensorlite 0.1 config as it is)."""
+        cfg = dict(self.header.get("config") or {})
+        for section in ("model", "data", "optim", "run"):
+            if isinstance(cfg.get(section), dict):
+                cfg.update(cfg.pop(section))
+        return cfg
+
+    @property
     def vocab_size(self):
         """The model's vocabulary size: the header's (a run's config may hold only the tokenizer's
         target size, which is not it)."""
