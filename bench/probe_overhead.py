@@ -4,7 +4,8 @@ training step, measured in one run, interleaved.
 
     python bench/probe_overhead.py [--repeats 20] [--device cpu|cuda]
 
-At ``probe_interval=k`` the probes add (probe time / step time) / k to a run.
+At ``Probes(interval=k)`` (``tensorlite train --probe-interval k``) the probes add
+(probe time / step time) / k to a run.
 """
 
 from __future__ import annotations

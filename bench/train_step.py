@@ -49,8 +49,8 @@ def config(name: str) -> dict:
 
     if name == "a":
         d = TrainConfig()
-        return dict(vocab_size=96, seq_len=d.seq_len, d_model=d.d_model, n_layers=d.n_layers,
-                    n_heads=d.n_heads, batch=d.batch_size)
+        return dict(vocab_size=96, seq_len=d.model.seq_len, d_model=d.model.d_model, n_layers=d.model.n_layers,
+                    n_heads=d.model.n_heads, batch=d.optim.batch_size)
     return dict(vocab_size=96, seq_len=128, d_model=128, n_layers=4, n_heads=4, batch=16)
 
 

@@ -14,12 +14,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tensorlite.debug import dashboard
+from tensorlite.debug import Probes, dashboard
 from tensorlite.train import TrainConfig, train
 
 BASE = dict(seq_len=32, d_model=32, n_layers=2, n_heads=4, pos="rope", steps=200, batch_size=16, lr=2e-2,
             lr_min=1e-3, warmup=20, clip=1.0, eval_interval=50, eval_batches=2, ckpt_interval=0,
-            probe_interval=10, corpus_max_chars=200_000, progress=False)
+            corpus_max_chars=200_000, progress=False)
+PROBE_INTERVAL = 10
 
 
 def screenshot(html: Path, png: Path, width: int = 1400, height: int = 1010) -> None:
@@ -50,7 +51,8 @@ def main(argv=None) -> Path:
     runs = Path(args.runs or tempfile.mkdtemp(prefix="tl-dash-"))
     for name, change in (("healthy", {}), ("causal_mask_open", {"faults": ("causal_mask_open",)})):
         if not (runs / name / "metrics.jsonl").exists():
-            train(TrainConfig().replace(**{**BASE, **change, "out_dir": str(runs), "name": name}))
+            train(TrainConfig().replace(**{**BASE, **change, "out_dir": str(runs), "name": name}),
+                  callbacks=[Probes(interval=PROBE_INTERVAL)])
     html = dashboard(runs / "causal_mask_open", reference=runs / "healthy")
     out = Path(args.out)
     screenshot(html, out)
