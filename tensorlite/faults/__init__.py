@@ -10,7 +10,7 @@ replaces. ``tensorlite doctor --list-faults`` prints :func:`table`.
 
 from . import attention, block, layers, loop, rope
 from .catalogue import FAULTS, SEEDS, SWEEP_ISSUE, TARGETS, Fault, as_names, get, names, requirements, table
-from .inject import inject, target_kind
+from .injection import inject, target_kind
 from .loop import go_guide_lr
 
 __all__ = [

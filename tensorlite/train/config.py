@@ -54,7 +54,7 @@ class OptimConfig:
     lr: float = option(3e-3, "peak learning rate")
     lr_min: float = option(3e-4, "learning rate at the end of the cosine decay")
     warmup: int = option(50, "linear warmup steps (0 = none)")
-    weight_decay: float = option(0.1, "AdamW weight decay (not on norms, biases and embeddings)")
+    weight_decay: float = option(0.1, "AdamW weight decay of the weight matrices and embeddings (not of biases and norm gains)")
     betas: tuple[float, float] = option((0.9, 0.95), "AdamW's beta1 and beta2", metavar=("BETA1", "BETA2"))
     clip: float = option(1.0, "clip the gradient norm to this (0 = no clipping; the norm is still logged)")
 
