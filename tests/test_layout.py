@@ -32,7 +32,7 @@ LAYERS = [
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 # debug modules a hand-written (PyTorch) loop uses: nothing of tensorlite's own training in them
-TRAIN_FREE = {"metrics", "probes", "diagnose", "dashboard"}
+TRAIN_FREE = {"metrics", "probes", "recorder", "attention_maps", "diagnose", "dashboard"}
 
 # The healthy library: no fault may be named in it.
 HEALTHY = ["functional.py", "nn", "optim", "data", "train"]

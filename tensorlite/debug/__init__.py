@@ -1,5 +1,5 @@
 """Tools that find out why transformer training fails: probes, the dashboard, the doctor's
-preflight checks, a diagnosis from metrics, NaN provenance (``detect_anomaly``) and the array
+preflight checks, a recorder for hand-written (PyTorch) loops, a diagnosis from metrics, NaN provenance (``detect_anomaly``) and the array
 memory a graph holds (``array_memory``)."""
 
 from . import anomaly, checks, lab, metrics, probes
@@ -11,6 +11,7 @@ from .doctor import DoctorReport, doctor, doctor_for_config
 from .memory import ArrayMemory, array_memory
 from .metrics import data_entropy, load_metrics
 from .probes import Probes
+from .recorder import RunRecorder
 from .run_report import WriteDashboard
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "DoctorReport",
     "Finding",
     "Probes",
+    "RunRecorder",
     "Thresholds",
     "anomaly",
     "array_memory",

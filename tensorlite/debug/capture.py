@@ -118,7 +118,8 @@ class AttentionCall:
             (``torch.nn.MultiheadAttention``).
         module: the dotted name of the innermost module running it (``""``: the model itself).
         stack: the names of every module running at that moment, outermost first.
-        weights: the attention weights as the softmax returned them, float64 ``(..., T_q, T_k)``.
+        weights: the attention weights as the softmax returned them, float64 ``(..., T_q, T_k)``
+            (with ``Capture(native=True)``: the framework's tensor, on the model's device).
         dim: the axis the softmax normalised, as a negative index (``-1``: over keys, as it must).
         scores: the logits the softmax received (after scale and mask), or None (sdpa: rebuilt).
         q, k, v: the operands: ``q`` ``(..., T_q, d)`` and ``k`` ``(..., T_k, d)`` of the score
@@ -224,6 +225,31 @@ def _einsum_operands(eq: str, ops):
     return q, k
 
 
+
+def _detached(t):
+    """A framework tensor's array without its graph: tensorlite's ``.data``, torch's ``.detach()``."""
+    return t.detach() if hasattr(t, "detach") and is_torch(t) else getattr(t, "data", t)
+
+
+def _sdpa_weights_torch(a: dict):
+    """The weights of a torch ``scaled_dot_product_attention`` call, rebuilt by its reference
+    formula in torch, on the call's device."""
+    import torch  # noqa: PLC0415  (only reached from inside a torch forward)
+
+    q, k = a["query"].detach(), a["key"].detach()
+    if q.dim() >= 3 and k.dim() >= 3 and q.shape[-3] != k.shape[-3] and q.shape[-3] % k.shape[-3] == 0:
+        k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)  # grouped-query attention
+    scale = a.get("scale")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    s = (q.float() @ k.float().transpose(-2, -1)) * scale
+    mask = a.get("attn_mask")
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask.float()
+    if a.get("is_causal"):
+        keep = torch.ones(s.shape[-2], s.shape[-1], dtype=torch.bool, device=s.device).tril()
+        s = s.masked_fill(~keep, float("-inf"))
+    return torch.softmax(s, dim=-1)
+
 class Capture:
     """Record module calls and attention computations during the forwards run inside the context.
 
@@ -232,12 +258,16 @@ class Capture:
         seq_len: when given, only softmax calls over ``(..., seq_len, seq_len)`` count as attention
             (default: any softmax over a square array of at least 3 dimensions).
         modules: record module calls (and attribute attention to them). Default True.
+        native: keep each ``weights`` as the framework's own tensor on the model's device (no host
+            copy) and trace no operands (``scores``, ``q``, ``k``, ``scale`` stay None): what the
+            training probes use, cheap enough to run every few steps.
     """
 
-    def __init__(self, model, *, seq_len: int | None = None, modules: bool = True) -> None:
+    def __init__(self, model, *, seq_len: int | None = None, modules: bool = True, native: bool = False) -> None:
         self.model = model
         self.seq_len = seq_len
         self.record_modules = modules
+        self.keep_native = native
         self.torch = is_torch(model)
         self.native = native_for(model)
         self.calls: list[ModuleCall] = []
@@ -326,6 +356,9 @@ class Capture:
             return
         nd = len(shape)
         dim = int(dim) - nd if int(dim) >= 0 else int(dim)
+        if self.keep_native:
+            self._add(kind="softmax", weights=_detached(weights), dim=dim)
+            return
         L, P = to_numpy(scores), to_numpy(weights)
         ops = self._trace_back_to_product(scores, matmuls)
         q = k = None
@@ -343,6 +376,11 @@ class Capture:
         names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
         a = dict(zip(names, args))
         a.update(kwargs)
+        if self.keep_native:
+            w = _sdpa_weights_torch(a)
+            if self._is_attention_shape(tuple(w.shape)):
+                self._add(kind="sdpa", weights=w, dim=-1, scale=a.get("scale"), is_causal=bool(a.get("is_causal")))
+            return
         q, k, v = (to_numpy(a[n]) for n in ("query", "key", "value"))
         if q.shape[-3:-2] != k.shape[-3:-2] and q.ndim >= 3 and k.ndim >= 3 and q.shape[-3] % k.shape[-3] == 0:
             rep = q.shape[-3] // k.shape[-3]  # grouped-query attention: each key head serves `rep` queries
@@ -365,10 +403,14 @@ class Capture:
     # ---- op observers ---------------------------------------------------------------------------
     def _on_tl_op(self, fn, inputs, out):
         name = fn.name
-        self._trace[id(out)] = (name, inputs, {})
-        self._keep.append(out)
+        if not self.keep_native:
+            self._trace[id(out)] = (name, inputs, {})
+            self._keep.append(out)
         if name == "Softmax":
             self._softmax_seen(inputs[0], out, fn.dim, _MATMULS_TL)
+        elif name == "Attention" and self.keep_native:
+            if self._is_attention_shape(tuple(fn.p.shape)):
+                self._add(kind="fused", weights=fn.p, dim=-1, scale=float(fn.scale))
         elif name == "Attention":
             q, k, v = (to_numpy(t) for t in inputs[:3])
             if self._is_attention_shape(tuple(fn.p.shape)):
@@ -398,7 +440,11 @@ class Capture:
         avg = kwargs.get("average_attn_weights", True)
         kw = dict(kwargs, need_weights=True, average_attn_weights=False)
         out, w = func(*args, **kw)
-        if w is not None:
+        if w is not None and self.keep_native:
+            wn = w.detach() if w.dim() == 4 else w.detach()[None]
+            if self._is_attention_shape(tuple(wn.shape)):
+                self._add(kind="mha", weights=wn, dim=-1)
+        elif w is not None:
             wn = to_numpy(w)
             if wn.ndim == 3:
                 wn = wn[None]
@@ -409,7 +455,7 @@ class Capture:
         return out, (w.mean(dim=-3) if avg and w is not None else w)
 
     def _on_torch_op(self, name, args, kwargs, out):
-        if _is_array_like(out):
+        if _is_array_like(out) and not self.keep_native:
             self._trace[id(out)] = (name, args, kwargs)
             self._keep.append(out)
         if name == "softmax":

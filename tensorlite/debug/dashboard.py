@@ -382,13 +382,16 @@ def render_dashboard(metrics, reference=None, title: str | None = None, blind: b
     if ref is not None:
         meta += f" · reference: {ref.path.parent.name if ref.path else 'given'}"
     src = html.escape(str(m.path)) if m.path is not None else "metrics passed in memory"
+    # the attention maps of the run (`tensorlite attention RUN_DIR`), when its folder has them
+    maps = m.path is not None and (m.path.parent / "attention.html").is_file()
+    maps_link = ' <a class="maps" href="attention.html">attention maps</a>' if maps else ""
     # The JSON sits in a script element; "</" must not appear in it.
     data_json = json.dumps(hover, separators=(",", ":")).replace("</", "<\\/")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{html.escape(title)} · tensorlite dashboard</title>"
         f"<style>{_CSS}</style></head><body>"
-        f"<header><h1>{html.escape(title)}</h1><div class=\"meta\">{html.escape(meta) if meta else ''}</div></header>"
+        f"<header><h1>{html.escape(title)}</h1><div class=\"meta\">{html.escape(meta) if meta else ''}{maps_link}</div></header>"
         f"{banner}<main class=\"grid6\">{''.join(sections)}</main>"
         f"<footer>tensorlite {__version__} · {src} · {len(m.rows)} logged steps</footer>"
         f"<script type=\"application/json\" id=\"panel-data\">{data_json}</script>"

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend import to_numpy
 from ..runlog import read_jsonl
 
-__all__ = ["Metrics", "load_metrics", "data_entropy"]
+__all__ = ["Metrics", "load_metrics", "data_entropy", "unigram_entropy"]
 
 
 @dataclass
@@ -140,6 +141,21 @@ def load_metrics(source) -> Metrics:
             m.rows.append(d)
     m.rows.sort(key=lambda r: r["step"])
     return m
+
+
+def unigram_entropy(tokens) -> float:
+    """Entropy (nats) of the token frequencies of a stream of ids (an array, a memmap, a list or a
+    tensor): the ``unigram_entropy`` of a run's header, the loss of a model that ignores context."""
+    if hasattr(tokens, "detach"):  # a torch tensor
+        tokens = tokens.detach().cpu().numpy()
+    elif hasattr(tokens, "grad_fn"):  # a tensorlite Tensor
+        tokens = tokens.data
+    t = to_numpy(tokens).ravel()
+    if t.size == 0:
+        raise ValueError("unigram_entropy: no tokens")
+    counts = np.bincount(t.astype(np.int64) - int(t.min()))
+    p = counts[counts > 0] / t.size
+    return float(-(p * np.log(p)).sum())
 
 
 def data_entropy(tokens) -> dict:

@@ -1,14 +1,14 @@
-"""Probes: the measurements the dashboard plots, attached through hooks and callbacks.
+"""Probes: the measurements the dashboard plots, on any tensorlite or PyTorch model.
 
-:class:`Probes` is a training callback. Every ``interval`` steps it measures, on one fixed probe
-batch (the first batch the model sees, cropped to ``batch_size`` rows):
+Every ``interval`` steps the probes measure, on one fixed probe batch (the first batch the model
+sees, cropped to ``batch_size`` rows):
 
 * ``act_rms``: RMS of the residual stream after each block, and of the final norm's output;
 * ``attn_entropy``: mean attention entropy (nats, over keys) per head per layer;
 * ``head_share``: each head's share of its attention layer's output (RMS of the head's term in
   the output projection, over the sum of those RMS for the layer's heads);
 * ``dead_heads`` / ``n_heads_total``: heads that are collapsed or silent (see :func:`is_dead_head`);
-* ``dead_units``: fraction of FFN hidden units whose pre-activation is <= 0 for every token;
+* ``dead_units``: fraction of MLP hidden units whose pre-activation is <= 0 for every token;
 * ``grad_norm_layer``: per-parameter gradient norm (before clipping);
 * ``update_ratio``: per-weight ``||W_after - W_before|| / ||W_before||`` of this step's update;
 * ``spectral_norm``: largest singular value of each weight matrix (power iteration with
@@ -16,20 +16,32 @@ batch (the first batch the model sees, cropped to ``batch_size`` rows):
 * ``clipped_frac``: the fraction of the steps so far on which the loop clipped the gradient;
 * ``nonfinite``: True when a weight, a gradient or a probed activation holds NaN or Inf.
 
-Nothing in the model changes: forward hooks read activations, ``record_attention`` is switched on
-only for the probe's own forward, and the model's code is never edited. On a GPU the reductions
-stay on the device and one small array is fetched per probe step.
+The probes find what they measure by looking, never by our names: the model view
+(:func:`~tensorlite.debug.view.model_view`) names the blocks, each block's attention and MLP and
+the final norm; one forward under :class:`~tensorlite.debug.capture.Capture` yields each block's
+output, the weights of every softmax or ``scaled_dot_product_attention`` call, the input of each
+attention's output projection and of each MLP's first projection. Nothing in the model changes.
+
+Each framework computes natively: tensorlite arrays with NumPy or CuPy, torch tensors with torch
+under ``torch.no_grad()``; every reduction stays on the model's device and the results are
+fetched with one host copy per probe step.
+
+:class:`Probes` is the training callback ``tensorlite train`` adds;
+:class:`~tensorlite.debug.recorder.RunRecorder` puts the same probes into a hand-written loop.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
-from ..autograd import no_grad
-from ..backend import device_of, to_numpy
+from ..backend import device_of
 from ..tensor import Tensor
+from .capture import Capture
+from .native import eval_mode, is_torch, native_for, to_numpy
+from .view import ModelView, model_view
 
 __all__ = ["Probes", "measure_activations", "spectral_norm", "forward_stats", "is_dead_head",
            "DEAD_HEAD_ENTROPY", "DEAD_HEAD_SHARE", "DEAD_UNIT_RULE"]
@@ -41,19 +53,201 @@ DEAD_HEAD_ENTROPY = 0.3
 #: ... or when its share of the layer's attention output is below ``DEAD_HEAD_SHARE / n_heads``
 #: (a tenth of an even split): it contributes (almost) nothing.
 DEAD_HEAD_SHARE = 0.1
-#: A hidden FFN unit is dead when its pre-activation (``fc`` for GELU, ``w_gate`` for SwiGLU) is
-#: <= 0 for every token of the probe batch: GELU / SiLU then pass (almost) nothing.
+#: A hidden MLP unit is dead when its pre-activation (the output of the MLP's first projection to
+#: the hidden width: ``fc`` for GELU, the gate for SwiGLU) is <= 0 for every token of the probe
+#: batch: GELU / SiLU then pass (almost) nothing.
 DEAD_UNIT_RULE = "pre-activation <= 0 on every token of the probe batch"
 
 
-def _xp(a):
-    return device_of(a).xp
+# ------------------------------------------------------------------------------------------------
+# the reductions, in each framework
+# ------------------------------------------------------------------------------------------------
+class _ArrayOps:
+    """The probes' arithmetic on tensorlite's arrays (NumPy or CuPy), on their device."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    @staticmethod
+    def raw(t):
+        """A Tensor's (or Parameter's) array; an array as it is."""
+        return t.data if hasattr(t, "grad_fn") else t
+
+    def f32(self, t):
+        return self.raw(t).astype(self.xp.float32, copy=False)
+
+    def copy(self, t):
+        return self.raw(t).copy()
+
+    def sqrt(self, a):
+        return self.xp.sqrt(a)
+
+    def vnorm(self, v):
+        return self.xp.linalg.norm(v)
+
+    def log(self, a):
+        return self.xp.log(self.xp.maximum(a, 1e-30))
+
+    def stack(self, items):
+        return self.xp.stack(items)
+
+    def finite(self, t):
+        return self.xp.isfinite(self.raw(t)).all()
+
+    def std(self, t):
+        return self.xp.std(self.f32(t))
+
+    def all(self, flags):
+        return self.xp.stack(flags).all()
+
+    def unit(self, vec: np.ndarray, like):
+        return self.xp.asarray(vec)
+
+    def flat64(self, a):
+        return self.xp.asarray(a, dtype=self.xp.float64).reshape(-1)
+
+    def cat(self, flat):
+        return self.xp.concatenate(flat)
+
+    def norms(self, ts, linf: bool = True):
+        """``(L2 norms, max |x| or None)`` of each tensor, device vectors."""
+        arrs = [self.f32(t) for t in ts]
+        l2 = self.xp.stack([self.xp.sqrt((a * a).sum()) for a in arrs])
+        if not linf:
+            return l2, None
+        return l2, self.xp.stack([self.xp.abs(a).max() if a.size else self.xp.zeros((), a.dtype) for a in arrs])
+
+    def sub_each(self, new, old):
+        return [self.f32(a) - self.f32(b) for a, b in zip(new, old)]
+
+
+class _TorchOps(_ArrayOps):
+    """The same arithmetic on torch tensors (the callers run it under ``torch.no_grad()``)."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    @staticmethod
+    def raw(t):
+        return t.detach()
+
+    def f32(self, t):
+        return t.detach().float()
+
+    def copy(self, t):
+        return t.detach().clone()
+
+    def sqrt(self, a):
+        return self.torch.sqrt(a)
+
+    def vnorm(self, v):
+        return self.torch.linalg.vector_norm(v)
+
+    def log(self, a):
+        return self.torch.log(a.clamp_min(1e-30))
+
+    def stack(self, items):
+        return self.torch.stack(items)
+
+    def finite(self, t):
+        return self.torch.isfinite(t.detach()).all()
+
+    def std(self, t):
+        return self.torch.std(self.f32(t), correction=0)
+
+    def all(self, flags):
+        return self.torch.stack(flags).all()
+
+    def unit(self, vec: np.ndarray, like):
+        return self.torch.from_numpy(vec).to(like.device)
+
+    def flat64(self, a):
+        a = a if isinstance(a, self.torch.Tensor) else self.torch.as_tensor(a)
+        # MPS has no float64; float32 keeps every probe figure to 6 significant digits
+        return a.detach().to(self.torch.float32 if a.device.type == "mps" else self.torch.float64).reshape(-1)
+
+    def cat(self, flat):
+        return self.torch.cat(flat)
+
+    def norms(self, ts, linf: bool = True):
+        # one fused call per kind of norm (what clip_grad_norm_ uses), not a few ops per tensor
+        torch = self.torch
+        ts = [t.detach() if t.dtype == torch.float32 else t.detach().float() for t in ts]
+        l2 = torch.stack(torch._foreach_norm(ts))
+        return l2, (torch.stack(torch._foreach_norm(ts, ord=float("inf"))) if linf else None)
+
+    def sub_each(self, new, old):
+        torch = self.torch
+        new = [t.detach() if t.dtype == torch.float32 else t.detach().float() for t in new]
+        return list(torch._foreach_sub(new, [t if t.dtype == torch.float32 else t.float() for t in old]))
+
+
+def _ops_for(obj) -> _ArrayOps:
+    """The :class:`_ArrayOps` of a model, tensor or array's framework (and, for arrays, device)."""
+    if is_torch(obj):
+        return _TorchOps(native_for(obj).torch)
+    if hasattr(obj, "parameters"):
+        for p in obj.parameters():
+            return _ArrayOps(p.device.xp)
+    return _ArrayOps(device_of(getattr(obj, "data", obj)).xp)
+
+
+# the measurements: each a function of one framework's ops, leaving device scalars or vectors
+def _rms(ops, t):
+    a = ops.f32(t)
+    return ops.sqrt((a * a).mean())
+
+
+def _attention_entropy(ops, w):
+    """Mean over batch and queries of ``-sum_k p log p``, per head: ``(H,)`` from ``(B, H, T, T)``
+    weights (a ``(B, T, T)`` call counts as one head)."""
+    p = ops.f32(w)
+    ent = -(p * ops.log(p)).sum(-1)  # (..., Tq)
+    if ent.ndim >= 3:  # (B, H, Tq): one number per head
+        return ent.reshape(-1, ent.shape[-2], ent.shape[-1]).mean(-1).mean(0)
+    return ent.reshape(1, -1).mean(-1)
+
+
+def _head_rms(ops, merged, weight, n_heads):
+    """RMS of each head's term in the output projection's output: ``x_h @ W[:, h].T``."""
+    x = ops.f32(merged)
+    x = x.reshape(-1, x.shape[-1])
+    w = ops.f32(weight)
+    hd = x.shape[-1] // n_heads
+    out = []
+    for h in range(n_heads):
+        y = x[:, h * hd:(h + 1) * hd] @ w[:, h * hd:(h + 1) * hd].T
+        out.append(ops.sqrt((y * y).mean()))
+    return ops.stack(out)
+
+
+def _dead_fraction(ops, pre):
+    """The fraction of hidden units (last axis) that are <= 0 for every token."""
+    alive = (ops.raw(pre) > 0).reshape(-1, pre.shape[-1]).any(0)
+    return 1.0 - ops.f32(alive).mean()
+
+
+def _power_iteration(ops, w, u, iters):
+    w = ops.f32(w)
+    for _ in range(max(int(iters), 1)):
+        v = w.T @ u
+        v = v / (ops.vnorm(v) + 1e-12)
+        u = w @ v
+        u = u / (ops.vnorm(u) + 1e-12)
+    return u @ (w @ v), u
+
+
+def _start_vector(ops, w):
+    """The fixed random start of a power iteration for ``w`` (the same in both frameworks)."""
+    u = np.random.default_rng(0).standard_normal(w.shape[0]).astype(np.float32)
+    return ops.unit(u / np.linalg.norm(u), w)
 
 
 class _Stack:
     """Device scalars and small vectors gathered under names, fetched to the host in one go."""
 
-    def __init__(self):
+    def __init__(self, ops: _ArrayOps):
+        self.ops = ops
         self.items = []
 
     def add(self, name, arr):
@@ -62,194 +256,180 @@ class _Stack:
     def fetch(self) -> dict:
         if not self.items:
             return {}
-        xp = _xp(self.items[0][1])
-        flat = [xp.asarray(a, dtype=xp.float64).reshape(-1) for _, a in self.items]
-        host = to_numpy(xp.concatenate(flat))  # the one device -> host copy
+        flat = [self.ops.flat64(a) for _, a in self.items]
+        host = to_numpy(self.ops.cat(flat))  # the one device -> host copy
         out, i = {}, 0
         for (name, a), f in zip(self.items, flat):
-            n = f.shape[0]
-            out[name] = host[i:i + n].reshape(np.shape(a)) if np.ndim(a) else float(host[i])
+            n = int(f.shape[0])
+            out[name] = host[i:i + n].reshape(tuple(a.shape)) if getattr(a, "ndim", 0) else float(host[i])
             i += n
         return out
 
 
-def _rms(xp, a):
-    return xp.sqrt(xp.mean(xp.square(a.astype(xp.float32, copy=False))))
+# ------------------------------------------------------------------------------------------------
+# one probed forward
+# ------------------------------------------------------------------------------------------------
+def _weight2d(module):
+    w = getattr(module, "weight", None)
+    return w if w is not None and hasattr(w, "shape") and len(w.shape) == 2 else None
 
 
-def _attention_modules(model):
-    return [(n, m) for n, m in model.named_modules() if hasattr(m, "record_attention") and hasattr(m, "proj")]
+def _first_call(cap, name):
+    for c in cap.calls:
+        if c.name == name:
+            return c
+    return None
 
 
-def _ffn_gate(model):
-    """(name, module whose output is the FFN pre-activation) for every block."""
-    out = []
-    for n, m in model.named_modules():
-        if n.endswith(".ffn"):
-            gate = getattr(m, "w_gate", None) or getattr(m, "fc", None)
-            if gate is not None:
-                out.append((n, gate))
-    return out
+def _out_projection(cap, attn_call, n_heads, width):
+    """The call inside the attention sublayer that maps the heads side by side back to the stream:
+    the last one with a 2-D weight ``(width, H * d_head)`` fed a ``(..., H * d_head)`` input."""
+    best = None
+    for c in cap.descendants(attn_call):
+        w, x = _weight2d(c.module), c.input
+        if w is None or x is None or len(x.shape) < 2:
+            continue
+        n_in = int(x.shape[-1])
+        if tuple(w.shape) == (width, n_in) and n_in % n_heads == 0:
+            best = c
+    return best
 
 
-def _residual_points(model):
-    """(key, module whose output is a residual-stream point): each block, then the final norm."""
-    pts = []
-    blocks = getattr(model, "blocks", None)
-    if blocks is not None:
-        for i, b in enumerate(blocks):
-            pts.append((f"blocks.{i}", b))
-    norm_f = getattr(model, "norm_f", None)
-    if norm_f is not None:
-        pts.append(("norm_f", norm_f))
-    return pts
+def _hidden_projection(view, cap, block_call, attn_name, width):
+    """The MLP's first projection out of the stream width (``fc``, ``c_fc``, ``w_gate``, ``up``):
+    its output holds the hidden units' pre-activations."""
+    bname = block_call.name
+    mlp = view.mlp.get(bname)
+    scope = _first_call(cap, mlp) if mlp and " -> " not in mlp else None
+    calls = cap.descendants(scope if scope is not None else block_call)
+    for c in calls:
+        if attn_name and attn_name != bname and (c.name == attn_name or c.name.startswith(attn_name + ".")):
+            continue
+        w, x, o = _weight2d(c.module), c.input, c.out
+        if w is None or x is None or o is None or len(x.shape) < 2:
+            continue
+        if int(x.shape[-1]) == width and int(o.shape[-1]) != width:
+            return c
+    return None
 
 
-def _head_rms(xp, merged, weight, n_heads):
-    """RMS of each head's contribution to ``proj``'s output: ``x_h @ W[:, h].T``."""
-    b_t = merged.reshape(-1, merged.shape[-1]).astype(xp.float32, copy=False)
-    d = b_t.shape[-1]
-    hd = d // n_heads
-    w = weight.astype(xp.float32, copy=False)
-    out = []
-    for h in range(n_heads):
-        y = b_t[:, h * hd:(h + 1) * hd] @ w[:, h * hd:(h + 1) * hd].T
-        out.append(xp.sqrt(xp.mean(y * y)))
-    return xp.stack(out)
-
-
-def _attention_entropy(xp, p):
-    """Mean over batch and queries of ``-sum_k p log p``, per head: (H,)."""
-    p = p.astype(xp.float32, copy=False)
-    ent = -(p * xp.log(xp.maximum(p, 1e-30))).sum(axis=-1)  # (B, H, Tq)
-    return ent.mean(axis=(0, 2))
-
-
-@no_grad()
-def measure_activations(model, x, stack: _Stack | None = None):
-    """One forward of ``model`` on token ids ``x`` with hooks attached; returns a ``_Stack`` of device
-    arrays: ``act_rms/<key>``, ``attn_entropy/<layer>``, ``head_rms/<layer>``, ``dead_units/<layer>``,
-    ``act_finite``. Used by :class:`Probes` and the doctor's init-scale check."""
-    stack = stack if stack is not None else _Stack()
-    handles, found = [], {}
-    attn = _attention_modules(model)
-    was_training = getattr(model, "training", False)
-
-    def keep(key):
-        def hook(module, inputs, output):
-            found[key] = output.data
-        return hook
-
-    def keep_input(key):
-        def hook(module, inputs, output):
-            found[key] = inputs[0].data
-        return hook
-
-    for key, m in _residual_points(model):
-        handles.append(m.register_forward_hook(keep(f"act/{key}")))
-    for name, gate in _ffn_gate(model):
-        handles.append(gate.register_forward_hook(keep(f"gate/{name}")))
-    for name, m in attn:
-        handles.append(m.proj.register_forward_hook(keep_input(f"merged/{name}")))
-    prev = [m.record_attention for _, m in attn]
-    try:
-        for _, m in attn:
-            m.record_attention = True
-        model.eval()
-        logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        weights = {name: m.last_attention for name, m in attn}
-        for (_, m), p in zip(attn, prev):
-            m.record_attention = p
-        model.train(was_training)
-    xp = _xp(logits.data)
-    finite = [xp.isfinite(logits.data).all()]
-    for key, _ in _residual_points(model):
-        a = found.get(f"act/{key}")
+def _measure_forward(view: ModelView, x, stack: _Stack) -> _Stack:
+    """One eval-mode, no-grad forward of ``view.model`` on native tokens ``x`` under a native
+    :class:`Capture`; adds ``act_rms/<key>``, ``attn_entropy/<block>``, ``head_rms/<block>``,
+    ``dead_units/<block>``, ``act_finite`` and ``logit_std`` to ``stack``."""
+    model, ops = view.model, stack.ops
+    with eval_mode(model), view.native.no_grad(), Capture(model, seq_len=int(x.shape[1]), native=True) as cap:
+        logits = view.logits_native(x)
+    finite = [ops.finite(logits)]
+    points = [(b, _first_call(cap, b)) for b, _ in view.blocks]
+    if view.final_norm:
+        points.append((view.final_norm, _first_call(cap, view.final_norm)))
+    for key, call in points:
+        a = call.out if call is not None else None
         if a is not None:
-            stack.add(f"act_rms/{key}", _rms(xp, a))
-            finite.append(xp.isfinite(a).all())
-    for name, _gate in _ffn_gate(model):
-        a = found.get(f"gate/{name}")
-        if a is not None:
-            active = (a > 0).reshape(-1, a.shape[-1]).any(axis=0)
-            stack.add(f"dead_units/{name}", 1.0 - active.mean())
-    for name, m in attn:
-        p = weights.get(name)
-        if p is not None:
-            stack.add(f"attn_entropy/{name}", _attention_entropy(xp, p))
-        merged = found.get(f"merged/{name}")
-        if merged is not None:
-            stack.add(f"head_rms/{name}", _head_rms(xp, merged, m.proj.weight.data, m.n_heads))
-    stack.add("act_finite", xp.stack(finite).all())
-    stack.add("logit_std", xp.std(logits.data.astype(xp.float32, copy=False)))
+            stack.add(f"act_rms/{key}", _rms(ops, a))
+            finite.append(ops.finite(a))
+    for bname, call in points[:len(view.blocks)]:
+        if call is None:
+            continue
+        width = int(call.input.shape[-1])
+        own = [a for a in cap.attention if bname in a.stack]
+        aname = view.attention.get(bname)
+        if own:
+            stack.add(f"attn_entropy/{bname}", ops.cat([_attention_entropy(ops, a.weights) for a in own]))
+            n_heads = sum(a.n_heads for a in own)
+            acall = _first_call(cap, aname) if aname and aname != bname else None
+            proj = _out_projection(cap, acall, n_heads, width) if acall is not None and len(own) == 1 else None
+            if proj is not None:
+                stack.add(f"head_rms/{bname}", _head_rms(ops, proj.input, _weight2d(proj.module), n_heads))
+        hidden = _hidden_projection(view, cap, call, aname, width)
+        if hidden is not None:
+            stack.add(f"dead_units/{bname}", _dead_fraction(ops, hidden.out))
+    stack.add("act_finite", ops.all(finite))
+    stack.add("logit_std", ops.std(logits))
     return stack
 
 
-def _power_iteration(xp, w, u, iters):
-    w = w.astype(xp.float32, copy=False)
-    for _ in range(iters):
-        v = w.T @ u
-        v /= xp.linalg.norm(v) + 1e-12
-        u = w @ v
-        u /= xp.linalg.norm(u) + 1e-12
-    sigma = u @ (w @ v)
-    return sigma, u
+def is_dead_head(entropy: float, share: float | None, n_heads: int, *, entropy_min: float = DEAD_HEAD_ENTROPY,
+                 share_min: float = DEAD_HEAD_SHARE) -> bool:
+    """The dead-head rule: mean attention entropy below ``entropy_min`` nats (collapsed onto one
+    key) or output share below ``share_min / n_heads`` (silent). NaN (a dead run) counts as dead;
+    ``share=None`` (no output projection found) judges by the entropy alone."""
+    if not (entropy >= entropy_min):
+        return True
+    return share is not None and not (share >= share_min / n_heads)
+
+
+def _summarise_heads(host, block_names, entropy_min=DEAD_HEAD_ENTROPY, share_min=DEAD_HEAD_SHARE):
+    """``(entropies, shares or None, dead, total)`` over the layers with attention."""
+    ent, share, dead, total = [], [], 0, 0
+    all_shares = True
+    for name in block_names:
+        e = host.get(f"attn_entropy/{name}")
+        if e is None:
+            continue
+        e = np.atleast_1d(e)
+        r = host.get(f"head_rms/{name}")
+        s = None
+        if r is not None:
+            r = np.atleast_1d(r)
+            s = r / r.sum() if np.isfinite(r).all() and r.sum() > 0 else np.full_like(r, np.nan)
+            share.append([round(float(v), 4) for v in s])
+        else:
+            all_shares = False
+        ent.append([round(float(v), 4) for v in e])
+        h = e.size
+        total += h
+        dead += sum(is_dead_head(float(ei), None if s is None else float(s[i]), h,
+                                 entropy_min=entropy_min, share_min=share_min) for i, ei in enumerate(e))
+    return ent, (share if all_shares and share else None), dead, total
+
+
+def _view_of(model, view_options=None) -> ModelView:
+    return model if isinstance(model, ModelView) else model_view(model, **(view_options or {}))
+
+
+def measure_activations(model, x, stack: _Stack | None = None) -> _Stack:
+    """One probed forward of ``model`` (a module or its :class:`ModelView`) on token ids ``x``;
+    returns a ``_Stack`` of device arrays (``act_rms/<key>``, ``attn_entropy/<block>``,
+    ``head_rms/<block>``, ``dead_units/<block>``, ``act_finite``, ``logit_std``)."""
+    view = _view_of(model)
+    stack = stack if stack is not None else _Stack(_ops_for(view.model))
+    return _measure_forward(view, view.tokens(x), stack)
 
 
 def spectral_norm(weight, iters: int = 20, seed: int = 0) -> float:
-    """Largest singular value of a 2-D array or Tensor by power iteration (``iters`` steps)."""
-    w = weight.data if isinstance(weight, Tensor) else weight
-    xp = _xp(w)
-    rng = np.random.default_rng(seed)
-    u = xp.asarray(rng.standard_normal(w.shape[0]).astype(np.float32))
-    u /= xp.linalg.norm(u)
-    sigma, _ = _power_iteration(xp, w, u, iters)
+    """Largest singular value of a 2-D array, tensorlite Tensor or torch tensor by power iteration
+    (``iters`` steps), computed in the weight's own framework."""
+    ops = _ops_for(weight)
+    u = np.random.default_rng(seed).standard_normal(weight.shape[0]).astype(np.float32)
+    sigma, _ = _power_iteration(ops, weight, ops.unit(u / np.linalg.norm(u), weight), iters)
     return float(to_numpy(sigma))
 
 
-def is_dead_head(entropy: float, share: float, n_heads: int, *, entropy_min: float = DEAD_HEAD_ENTROPY,
-                 share_min: float = DEAD_HEAD_SHARE) -> bool:
-    """The dead-head rule: mean attention entropy below ``entropy_min`` nats (collapsed onto one
-    key) or output share below ``share_min / n_heads`` (silent). NaN (a dead run) counts as dead."""
-    return not (entropy >= entropy_min) or not (share >= share_min / n_heads)
-
-
-def _summarise_heads(host, attn_names, entropy_min=DEAD_HEAD_ENTROPY, share_min=DEAD_HEAD_SHARE):
-    ent, share, dead, total = [], [], 0, 0
-    for name in attn_names:
-        e = host.get(f"attn_entropy/{name}")
-        r = host.get(f"head_rms/{name}")
-        if e is None or r is None:
-            continue
-        e, r = np.atleast_1d(e), np.atleast_1d(r)
-        s = r / r.sum() if np.isfinite(r).all() and r.sum() > 0 else np.full_like(r, np.nan)
-        ent.append([round(float(v), 4) for v in e])
-        share.append([round(float(v), 4) for v in s])
-        h = r.size
-        total += h
-        dead += sum(is_dead_head(float(ei), float(si), h, entropy_min=entropy_min, share_min=share_min)
-                    for ei, si in zip(e, s))
-    return ent, share, dead, total
-
-
+# ------------------------------------------------------------------------------------------------
+# the callback
+# ------------------------------------------------------------------------------------------------
 class Probes:
     """Training callback that adds the probe metrics to ``metrics.jsonl`` every ``interval`` steps.
 
     ``Probes(interval=10)`` then ``train(config, callbacks=[probes])`` (``tensorlite train`` adds
-    ``Probes(interval=25)``; ``--probe-interval`` changes it). Probe steps are 0, ``interval``, ``2*interval`` ...
-    and the last step. ``batch``: token ids ``(B, T)`` to probe on (default: the first batch the
-    model sees, cropped to ``batch_size`` rows). Works with any loop that calls
-    ``on_train_start(trainer)`` and ``on_step_end(trainer, metrics)`` where ``trainer.model`` is
-    the model and ``trainer.step`` the step; ``on_before_optimizer_step(trainer)``, when the loop
-    calls it, lets gradients and the pre-update weights be read at the right moment.
+    ``Probes(interval=25)``; ``--probe-interval`` changes it). Probe steps are 0, ``interval``,
+    ``2*interval`` ... and the last step. ``batch``: token ids ``(B, T)`` to probe on (default: the
+    first batch the model sees, cropped to ``batch_size`` rows). ``view``: a
+    :class:`~tensorlite.debug.view.ModelView` of the model, or a dict of its overrides
+    (``{"blocks": "transformer.h"}``) when the guesses need help.
+
+    Works with any loop that calls ``on_train_start(trainer)`` and ``on_step_end(trainer, metrics)``
+    where ``trainer.model`` is the model (tensorlite or torch) and ``trainer.step`` the step;
+    ``on_before_optimizer_step(trainer)``, when the loop calls it, lets gradients and the
+    pre-update weights be read at the right moment. A hand-written loop uses
+    :class:`~tensorlite.debug.recorder.RunRecorder`, which drives these hooks.
     """
 
     def __init__(self, interval: int = 10, batch=None, batch_size: int = 8, spectral_iters: int = 2,
                  dead_head_entropy: float = DEAD_HEAD_ENTROPY, dead_head_share: float = DEAD_HEAD_SHARE,
-                 last_step: int | None = None) -> None:
+                 last_step: int | None = None, view=None) -> None:
         if interval < 1:
             raise ValueError(f"Probes: interval must be >= 1, got {interval}")
         self.interval, self.batch_size = int(interval), int(batch_size)
@@ -258,16 +438,29 @@ class Probes:
         self.batch = batch
         self.last_step = last_step
         self.model = None
+        self.view = view if isinstance(view, ModelView) else None
+        self._view_options = view if isinstance(view, dict) else {}
+        self.ops: _ArrayOps | None = None
         self._handle = None
         self._u = {}
+        self._weights = []
+        self._grad_names = []
         self._pending = None  # (step, stack, snapshot) from on_before_optimizer_step
         self._n_steps = self._n_clipped = 0
 
     # ---- attaching ----------------------------------------------------------------------------
     def attach(self, model) -> None:
-        """Start watching ``model`` (called by ``on_train_start``)."""
+        """Start watching ``model`` (called by ``on_train_start``): its view is found once, here."""
         self.model = model
-        self._weights = [(n, p) for n, p in model.named_parameters() if p.ndim == 2]
+        self.ops = _ops_for(model)
+        self._weights = [(n, p) for n, p in model.named_parameters() if len(p.shape) == 2]
+        if self.view is None or self.view.model is not model:
+            try:
+                self.view = model_view(model, **self._view_options)
+            except (TypeError, ValueError) as e:  # the parameter probes still run
+                self.view = None
+                warnings.warn(f"Probes: no forward probes for {type(model).__name__} ({e}); "
+                              "pass Probes(view={...}) with the model view's overrides", stacklevel=3)
         if self.batch is None:
             self._handle = model.register_forward_pre_hook(self._capture)
 
@@ -277,9 +470,14 @@ class Probes:
             self._handle = None
 
     def _capture(self, module, inputs):
-        x = inputs[0]
-        data = x.data if isinstance(x, Tensor) else np.asarray(x)
-        self.batch = Tensor(data[: self.batch_size].copy(), device=getattr(x, "device", None))
+        if not inputs or not hasattr(inputs[0], "shape") or len(inputs[0].shape) != 2:
+            return  # not a (B, T) batch of token ids: wait for one
+        x = inputs[0][: self.batch_size]
+        if is_torch(x):
+            self.batch = x.detach().clone()
+        else:
+            data = x.data if hasattr(x, "grad_fn") else np.asarray(x)
+            self.batch = Tensor(data.copy(), device=getattr(x, "device", None))
         self.detach()
 
     def is_probe_step(self, step: int) -> bool:
@@ -289,7 +487,7 @@ class Probes:
     def on_train_start(self, trainer) -> None:
         cfg = getattr(trainer, "config", None)
         steps = getattr(getattr(cfg, "optim", cfg), "steps", None)  # a TrainConfig, or a flat config
-        if self.last_step is None and steps:
+        if self.last_step is None and isinstance(steps, int) and steps:
             self.last_step = int(steps) - 1
         self.attach(trainer.model)
 
@@ -317,63 +515,75 @@ class Probes:
 
     # ---- measuring ----------------------------------------------------------------------------
     def _snapshot(self):
-        return {n: p.data.copy() for n, p in self._weights}
+        return {n: self.ops.copy(p) for n, p in self._weights}
 
     def _pre_update(self) -> _Stack:
-        model = self.model
-        stack = measure_activations(model, self.batch)
-        xp = _xp(self._weights[0][1].data) if self._weights else np
-        for n, p in model.named_parameters():
-            if p.grad is not None:
-                g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
-                stack.add(f"grad/{n}", xp.sqrt(xp.sum(xp.square(g.astype(xp.float32, copy=False)))))
-                stack.add(f"gfinite/{n}", xp.isfinite(g).all())
-        for n, p in self._weights:
-            u = self._u.get(n)
-            iters = self.spectral_iters
-            if u is None:  # the first estimate starts from a random vector: converge it once
-                u = xp.asarray(np.random.default_rng(0).standard_normal(p.shape[0]).astype(np.float32))
-                u /= xp.linalg.norm(u)
-                iters = max(iters, 20)
-            sigma, self._u[n] = _power_iteration(xp, p.data, u, iters)
-            stack.add(f"spec/{n}", sigma)
+        ops = self.ops
+        stack = _Stack(ops)
+        with native_for(self.model).no_grad():
+            if self.view is not None:
+                _measure_forward(self.view, self.batch, stack)
+            named = [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
+            if named:
+                l2, linf = ops.norms([g for _, g in named])
+                stack.add("grad_l2", l2)
+                stack.add("grad_linf", linf)
+            self._grad_names = [n for n, _ in named]
+            for n, p in self._weights:
+                u = self._u.get(n)
+                iters = self.spectral_iters
+                if u is None:  # the first estimate starts from a random vector: converge it once
+                    u, iters = _start_vector(ops, p), max(iters, 20)
+                sigma, self._u[n] = _power_iteration(ops, p, u, iters)
+                stack.add(f"spec/{n}", sigma)
         return stack
 
     def _finish(self, stack: _Stack, snap, metrics: dict) -> dict:
-        xp = _xp(self._weights[0][1].data) if self._weights else np
-        for n, p in self._weights:
-            stack.add(f"wfinite/{n}", xp.isfinite(p.data).all())
-            if snap is not None:
-                w0 = snap[n].astype(xp.float32, copy=False)
-                du = p.data.astype(xp.float32, copy=False) - w0
-                stack.add(f"upd/{n}", xp.sqrt(xp.sum(du * du)) / (xp.sqrt(xp.sum(w0 * w0)) + 1e-12))
+        ops = self.ops
+        names = [n for n, _ in self._weights]
+        if names:
+            with native_for(self.model).no_grad():
+                now = [p for _, p in self._weights]
+                l2, linf = ops.norms(now)
+                stack.add("w_l2", l2)
+                stack.add("w_linf", linf)
+                if snap is not None:
+                    before = [snap[n] for n in names]
+                    moved = ops.norms(ops.sub_each(now, before), linf=False)[0]
+                    stack.add("upd", moved / (ops.norms(before, linf=False)[0] + 1e-12))
         host = stack.fetch()
+        grads = dict(zip(self._grad_names, np.atleast_1d(host.get("grad_l2", []))))
+        # a tensor is finite when its max |x| is (an L2 norm alone can overflow) and its norm is not NaN
+        gfin = [bool(np.isfinite(a) and not np.isnan(b)) for a, b in
+                zip(np.atleast_1d(host.get("grad_linf", [])), grads.values())]
+        wfin = [bool(np.isfinite(a) and not np.isnan(b)) for a, b in
+                zip(np.atleast_1d(host.get("w_linf", [])), np.atleast_1d(host.get("w_l2", [])))]
         out: dict = {}
         out["act_rms"] = {k[len("act_rms/"):]: _r(v) for k, v in host.items() if k.startswith("act_rms/")}
         # per-parameter norms after clipping scaled back to before clipping, like "grad_norm"
         pre, post = metrics.get("grad_norm"), metrics.get("grad_norm_clipped")
         scale = pre / post if pre and post and math.isfinite(pre) and math.isfinite(post) and post > 0 else 1.0
-        out["grad_norm_layer"] = {k[5:]: _r(v * scale) for k, v in host.items() if k.startswith("grad/")}
-        if snap is not None:
-            out["update_ratio"] = {k[4:]: _r(v) for k, v in host.items() if k.startswith("upd/")}
+        out["grad_norm_layer"] = {n: _r(v * scale) for n, v in grads.items()}
+        if snap is not None and names:
+            out["update_ratio"] = {n: _r(v) for n, v in zip(names, np.atleast_1d(host["upd"]))}
         out["spectral_norm"] = {k[5:]: _r(v) for k, v in host.items() if k.startswith("spec/")}
-        attn_names = [n for n, _ in _attention_modules(self.model)]
-        ent, share, dead, total = _summarise_heads(host, attn_names, self.dead_head_entropy, self.dead_head_share)
+        blocks = [b for b, _ in self.view.blocks] if self.view is not None else []
+        ent, share, dead, total = _summarise_heads(host, blocks, self.dead_head_entropy, self.dead_head_share)
         if ent:
             out["attn_entropy"] = ent
-        if share:
-            out["head_share"] = share
             out["dead_heads"] = dead
             out["n_heads_total"] = total
+        if share:
+            out["head_share"] = share
         du = [v for k, v in host.items() if k.startswith("dead_units/")]
         if du:
             out["dead_units"] = _r(float(np.mean(du)))
-        out["logit_std"] = _r(host.get("logit_std", float("nan")))
+        if "logit_std" in host:
+            out["logit_std"] = _r(host["logit_std"])
         if self._n_steps:
             out["clipped_frac"] = _r(self._n_clipped / self._n_steps)
-        flags = [v for k, v in host.items() if k.startswith(("gfinite/", "wfinite/"))] + [host.get("act_finite", 1.0)]
-        bad = [k.split("/", 1)[1] for k, v in host.items() if k.startswith(("gfinite/", "wfinite/")) and not v]
-        out["nonfinite"] = bool(not all(bool(f) for f in flags))
+        bad = [n for n, ok in zip(self._grad_names, gfin) if not ok] + [n for n, ok in zip(names, wfin) if not ok]
+        out["nonfinite"] = bool(bad) or not bool(host.get("act_finite", 1.0))
         if bad:
             out["nonfinite_params"] = bad[:10]
         return out
@@ -387,12 +597,13 @@ def _r(v, nd=6):
 
 
 # Used by the doctor: a quick forward of a model with the same probes.
-def forward_stats(model, x) -> dict:
+def forward_stats(model, x, **view_options) -> dict:
     """Activation RMS per residual point, logit std, dead units, attention entropy and head shares
-    for one forward of ``model`` on ``x`` (host floats)."""
-    host = measure_activations(model, x).fetch()
-    attn_names = [n for n, _ in _attention_modules(model)]
-    ent, share, dead, total = _summarise_heads(host, attn_names)
+    for one forward of ``model`` (tensorlite or torch, or its :class:`ModelView`) on token ids
+    ``x`` (an int array or the framework's tensor), as host floats."""
+    view = _view_of(model, view_options)
+    host = measure_activations(view, x).fetch()
+    ent, share, dead, total = _summarise_heads(host, [b for b, _ in view.blocks])
     du = [v for k, v in host.items() if k.startswith("dead_units/")]
     return {
         "act_rms": {k[len("act_rms/"):]: float(v) for k, v in host.items() if k.startswith("act_rms/")},
@@ -401,4 +612,3 @@ def forward_stats(model, x) -> dict:
         "attn_entropy": ent, "head_share": share, "dead_heads": dead, "n_heads_total": total,
         "finite": bool(host.get("act_finite", 1.0)),
     }
-
