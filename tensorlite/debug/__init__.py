@@ -4,6 +4,7 @@ memory a graph holds (``array_memory``)."""
 
 from . import anomaly, checks, lab, metrics, probes
 from .anomaly import AnomalyError, detect_anomaly
+from .attention_maps import attention_maps, render_attention_maps
 from .checks import CheckResult
 from .dashboard import dashboard, render_dashboard
 from .diagnose import Diagnosis, Finding, Thresholds, diagnose
@@ -26,6 +27,7 @@ __all__ = [
     "Thresholds",
     "anomaly",
     "array_memory",
+    "attention_maps",
     "checks",
     "dashboard",
     "data_entropy",
@@ -37,6 +39,7 @@ __all__ = [
     "load_metrics",
     "metrics",
     "probes",
+    "render_attention_maps",
     "render_dashboard",
     "WriteDashboard",
 ]
