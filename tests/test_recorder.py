@@ -177,6 +177,7 @@ def test_a_tensorlite_loop_with_a_hand_written_optimizer(tmp_path):
 def test_existing_run_and_bad_arguments(tmp_path):
     model = torch_lm.build()["model"]
     RunRecorder(tmp_path / "r", model, probe_interval=0, dashboard=False).close()
+    assert _rows(tmp_path / "r")[0]["vocab_size"] == torch_lm.V  # from the model view, probes or not
     with pytest.raises(FileExistsError, match="already holds a run"):
         RunRecorder(tmp_path / "r", model)
     with pytest.raises(ValueError, match="probe_interval must be >= 0"):

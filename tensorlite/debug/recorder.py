@@ -31,6 +31,7 @@ from .dashboard import dashboard
 from .metrics import unigram_entropy as _unigram_entropy
 from .native import is_torch, native_for
 from .probes import Probes, _ops_for
+from .view import model_view
 
 __all__ = ["RunRecorder"]
 
@@ -153,6 +154,11 @@ class RunRecorder:
     # ---- the header ---------------------------------------------------------------------------
     def _header(self, config, vocab_size, entropy, data) -> dict:
         view = self.probes.view if self.probes is not None else None
+        if view is None and vocab_size is None:
+            try:  # no probes: the view is still where the vocabulary comes from
+                view = model_view(self.model)
+            except (TypeError, ValueError):
+                view = None
         if vocab_size is None and view is not None:
             vocab_size = view.vocab_size
         if entropy is None and data is not None:
