@@ -233,12 +233,18 @@ def _is_scalar(x) -> bool:
     return isinstance(x, _SCALARS)
 
 
+def _weak(x):
+    """A NumPy scalar as the Python number it holds: like torch, ``t * np.float64(2)`` keeps
+    ``t``'s dtype (NumPy would promote float16/float32 to the scalar's float64)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def add(a, b):
     """``a + b`` with broadcasting."""
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Add, "add", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarAdd.apply(a, scalar=b)
+        return ScalarAdd.apply(a, scalar=_weak(b))
     return _binary(Add, "add", a, b)
 
 
@@ -247,14 +253,14 @@ def sub(a, b):
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Sub, "sub", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarAdd.apply(a, scalar=-b)
+        return ScalarAdd.apply(a, scalar=-_weak(b))
     return _binary(Sub, "sub", a, b)
 
 
 def rsub(a, b):
     """``b - a`` (for ``scalar - tensor``)."""
     if _is_scalar(b):
-        return ScalarAdd.apply(neg(a), scalar=b)
+        return ScalarAdd.apply(neg(a), scalar=_weak(b))
     return _binary(Sub, "sub", b, a)
 
 
@@ -263,7 +269,7 @@ def mul(a, b):
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Mul, "mul", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarMul.apply(a, scalar=b)
+        return ScalarMul.apply(a, scalar=_weak(b))
     return _binary(Mul, "mul", a, b)
 
 
@@ -273,7 +279,7 @@ def div(a, b):
     if isinstance(a, Tensor) and _is_scalar(b):
         if a.data.dtype.kind != "f":
             a = cast(a, np.float32)
-        return ScalarMul.apply(a, scalar=1.0 / b)
+        return ScalarMul.apply(a, scalar=1.0 / _weak(b))
     a2 = a if not isinstance(a, Tensor) or a.data.dtype.kind == "f" else cast(a, np.float32)
     return _binary(Div, "div", a2, b)
 
@@ -281,7 +287,7 @@ def div(a, b):
 def rdiv(a, b):
     """``b / a`` (for ``scalar / tensor``)."""
     if _is_scalar(b):
-        return ScalarRDiv.apply(a, scalar=b)
+        return ScalarRDiv.apply(a, scalar=_weak(b))
     return _binary(Div, "div", b, a)
 
 
@@ -289,14 +295,14 @@ def pow(a, exponent):
     """``a ** exponent``; the exponent may be a number or a tensor."""
     Tensor = _tensor_cls()
     if isinstance(a, Tensor) and _is_scalar(exponent):
-        return ScalarPow.apply(a, exponent=exponent)
+        return ScalarPow.apply(a, exponent=_weak(exponent))
     return _binary(Pow, "pow", a, exponent)
 
 
 def rpow(a, base):
     """``base ** a``."""
     if _is_scalar(base):
-        return ScalarRPow.apply(a, base=base)
+        return ScalarRPow.apply(a, base=_weak(base))
     return _binary(Pow, "pow", base, a)
 
 
