@@ -10,6 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import kernels
+from .amp import state as _amp
 from .autograd import Function, is_grad_enabled, unbroadcast
 from .backend import erf as _erf
 from .backend import scatter_add
@@ -57,9 +58,12 @@ def _pair(a, b, op: str):
     if da != db:
         fa, fb = da.kind == "f", db.kind == "f"
         if fa and fb:
-            raise TypeError(
-                f"{op}: dtype mismatch ({da} and {db}); cast one with .to(dtype=...) or .float()/.double()"
-            )
+            if _amp.dtype is None:
+                raise TypeError(
+                    f"{op}: dtype mismatch ({da} and {db}); cast one with .to(dtype=...) or .float()/.double()"
+                )
+            wide = np.promote_types(da, db)  # under autocast the widest wins, as in torch
+            return cast(a, wide), cast(b, wide)
         if fa:
             b = cast(b, da)
         elif fb:
@@ -112,6 +116,18 @@ def _dim(d: int, ndim: int, op: str = "dim") -> int:
 
 def _xp(t):
     return t.device.xp
+
+
+def _autocast_lower(*tensors):
+    """Under autocast: float tensors in the lower precision (float16); others as they are."""
+    dt = _amp.dtype
+    return tuple(t if t is None or t.data.dtype.kind != "f" else cast(t, dt) for t in tensors)
+
+
+def _autocast_fp32(*tensors):
+    """Under autocast: float16 tensors in float32 (float64 stays float64)."""
+    dt = _amp.dtype
+    return tuple(t if t is None or t.data.dtype != dt else cast(t, np.float32) for t in tensors)
 
 
 # ================================================================================================
@@ -1320,6 +1336,8 @@ def matmul(a, b):
     The kernel is the one selected with :func:`tensorlite.kernels.use` (BLAS by default).
     """
     a, b = _pair(a, b, "matmul")
+    if _amp.dtype is not None:
+        a, b = _autocast_lower(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got {tuple(a.shape)} @ {tuple(b.shape)}")
     ka = a.shape[-1]
@@ -1380,11 +1398,15 @@ class LogSoftmax(Function):
 
 def softmax(a, dim: int = -1):
     """``exp(a) / sum(exp(a))`` along ``dim``, computed stably (max subtracted)."""
+    if _amp.dtype is not None:
+        (a,) = _autocast_fp32(a)
     return Softmax.apply(a, dim=_dim(dim, a.ndim, "softmax"))
 
 
 def log_softmax(a, dim: int = -1):
     """``log(softmax(a))`` along ``dim`` without forming the softmax (no log(0))."""
+    if _amp.dtype is not None:
+        (a,) = _autocast_fp32(a)
     return LogSoftmax.apply(a, dim=_dim(dim, a.ndim, "log_softmax"))
 
 
@@ -1437,6 +1459,8 @@ def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mea
     the remaining ones.
     """
     Tensor = _tensor_cls()
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
     if not isinstance(target, Tensor):
         target = as_tensor_like(target, input)
     if reduction not in ("mean", "sum", "none"):
@@ -1471,6 +1495,8 @@ def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mea
 
 def nll_loss(input, target, ignore_index: int = -100):
     """Mean negative log-likelihood of ``target`` under log-probabilities ``input`` ``(N, C)``."""
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
     xp = _xp(input)
     t = target.data
     valid = t != ignore_index
@@ -1483,6 +1509,10 @@ def mse_loss(input, target, reduction: str = "mean"):
     """Mean squared error."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
+        if isinstance(target, _tensor_cls()):
+            (target,) = _autocast_fp32(target)
     _check_broadcast("mse_loss", input.shape, np.shape(target.data if hasattr(target, "data") else target))
     diff = sub(input, target)
     sq = diff * diff
@@ -1553,6 +1583,8 @@ def _check_affine(op, ns, **params):
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the trailing ``normalized_shape`` dims to zero mean and unit variance, then
     scale by ``weight`` and shift by ``bias`` (fused: one node)."""
+    if _amp.dtype is not None:
+        x, weight, bias = _autocast_fp32(x, weight, bias)
     ns = _norm_shape(x, normalized_shape, "layer_norm")
     _check_affine("layer_norm", ns, weight=weight, bias=bias)
     if bias is not None and weight is None:
@@ -1584,6 +1616,8 @@ def rms_norm(x, normalized_shape, weight=None, eps: float | None = 1e-6):
 
     ``eps=0`` is allowed (it is what a buggy RMSNorm does: an all-zero row then gives NaN).
     """
+    if _amp.dtype is not None:
+        x, weight = _autocast_fp32(x, weight)
     ns = _norm_shape(x, normalized_shape, "rms_norm")
     _check_affine("rms_norm", ns, weight=weight)
     if eps is None:
@@ -1718,6 +1752,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal: bool = Fals
     """
     if mask is not None:
         attn_mask = mask
+    if _amp.dtype is not None:
+        q, k, v = _autocast_lower(q, k, v)
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     return Attention.apply(q, k, v, mask=m, scale=s)
 
@@ -1727,10 +1763,10 @@ def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=
     op is tested against. ``softmax_dim`` exists to reproduce the softmax-over-queries bug."""
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     scores = matmul(q, transpose(k, -2, -1)) * s
-    if m is not None:
+    if m is not None:  # in the scores' dtype, which autocast makes float16 for float32 inputs
         if m.dtype == bool:
-            scores = masked_fill(scores, ~m, float(np.finfo(q.dtype).min))
+            scores = masked_fill(scores, ~m, float(np.finfo(scores.dtype).min))
         else:
-            scores = scores + _tensor_cls()._wrap(m.astype(q.dtype), q.device, False)
+            scores = scores + _tensor_cls()._wrap(m.astype(scores.dtype), q.device, False)
     weights = softmax(scores, softmax_dim)
     return matmul(weights, v), weights
