@@ -111,3 +111,13 @@ def test_tensor_half():
     assert h.dtype == np.float16
     h.sum().backward()
     assert t.grad.dtype == np.float32
+
+
+def test_float16_attention_scales_before_the_product():
+    # |q|^2 = 64 * 40^2 overflows float16; the scaled scores (|q|^2 / 8) do not
+    tl.manual_seed(0)
+    q = tl.randn(1, 1, 6, 64) * 40
+    out16 = F.scaled_dot_product_attention(q.half(), q.half(), q.half(), is_causal=True)
+    out32 = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    assert np.isfinite(out16.numpy()).all()
+    np.testing.assert_allclose(out16.numpy().astype(np.float32), out32.numpy(), rtol=1e-2, atol=0.5)
