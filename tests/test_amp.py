@@ -284,3 +284,18 @@ def test_autocast_reference_attention_masks_in_the_scores_dtype():
         ref, _ = F.attention_reference(q, q, q, attn_mask=mask)
     assert np.isfinite(ref.numpy()).all()
     np.testing.assert_allclose(ref.numpy().astype(np.float32), fused.numpy().astype(np.float32), atol=2e-3)
+
+
+def test_checkpointed_blocks_recompute_under_the_forwards_autocast():
+    grads = []
+    for checkpointing in (False, True):
+        tl.manual_seed(0)
+        cfg = nn.GPTConfig(vocab_size=32, seq_len=8, d_model=16, n_layers=2, n_heads=2,
+                           gradient_checkpointing=checkpointing)
+        model = nn.GPT(cfg)
+        x = tl.randint(0, 32, (2, 8))
+        with tl.autocast():
+            loss = model.loss(x, x)
+        loss.backward()  # outside the region, as in torch
+        grads.append(model.blocks[0].attn.qkv.weight.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-9)
