@@ -1666,9 +1666,13 @@ class Attention(Function):
 
     def forward(self, q, k, v, mask=None, scale=1.0):
         xp = _ns(q)
-        # q is scaled before the product, not the scores after it: in float16, q @ k^T can
-        # overflow where the scaled scores do not (torch's math backend scales first too)
-        s = kernels.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2))
+        if q.dtype == np.float16:
+            # scale q before the product: in float16, q @ k^T can overflow where the scaled
+            # scores do not (torch's math backend scales first too)
+            s = kernels.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2))
+        else:
+            s = kernels.matmul(q, k.swapaxes(-1, -2))
+            s *= q.dtype.type(scale)
         # The (B, H, T, T) scores are the largest arrays of the op: mask and softmax work on them
         # in place rather than allocating a new one per step.
         in_place = mask is None or xp.broadcast_shapes(mask.shape, s.shape) == s.shape
