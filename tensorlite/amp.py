@@ -2,14 +2,16 @@
 the parameters stay float32, and :class:`GradScaler` scales the loss so that small float16
 gradients do not underflow, skipping the steps whose gradients overflowed.
 
-Under ``autocast`` the ops follow torch's CUDA lists, for the ops tensorlite has:
+Under ``autocast`` the ops a GPT uses follow torch's CUDA lists:
 
 * float16: ``matmul`` (and ``@``), ``linear``, ``scaled_dot_product_attention``;
-* float32: ``softmax``, ``log_softmax``, ``layer_norm``, ``rms_norm``, ``cross_entropy``,
-  ``nll_loss``, ``mse_loss``;
+* float32: ``softmax``, ``log_softmax``, ``layer_norm``, ``rms_norm`` (torch has no rule for
+  it; tensorlite treats it as ``layer_norm``), ``cross_entropy``, ``nll_loss``, ``mse_loss``;
 * every other op runs in the dtype of its inputs, the widest one when they differ (outside
   autocast tensorlite refuses to mix float dtypes; inside it, float16 + float32 is float32 as in
-  torch).
+  torch). torch's CUDA list also sends ``exp``, ``log``, ``pow``, ``rsqrt``, ``sum`` and a few
+  more to float32; tensorlite does not, so a hand-written norm or loss under autocast computes in
+  the dtype it is given.
 
 The casts are ordinary differentiable ops, so the gradients of float32 parameters come back
 float32: the parameters are the fp32 *master weights*, and only activations and their gradients
