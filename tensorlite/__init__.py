@@ -1,8 +1,9 @@
 """tensorlite: a small tensor library with reverse-mode autograd, a GPT, and the tools to find
 out why its training breaks."""
 
-from . import functional, kernels, random
+from . import amp, functional, kernels, random
 from ._version import __version__
+from .amp import autocast
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device, cuda_available, get_device
 from .creation import (

@@ -10,6 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import backend, kernels
+from .amp import state as _amp
 from .autograd import Function, is_grad_enabled, unbroadcast
 from .backend import erf as _erf
 from .backend import scatter_add
@@ -58,9 +59,12 @@ def _pair(a, b, op: str):
     if da != db:
         fa, fb = da.kind == "f", db.kind == "f"
         if fa and fb:
-            raise TypeError(
-                f"{op}: dtype mismatch ({da} and {db}); cast one with .to(dtype=...) or .float()/.double()"
-            )
+            if _amp.dtype is None:
+                raise TypeError(
+                    f"{op}: dtype mismatch ({da} and {db}); cast one with .to(dtype=...) or .float()/.double()"
+                )
+            wide = np.promote_types(da, db)  # under autocast the widest wins, as in torch
+            return cast(a, wide), cast(b, wide)
         if fa:
             b = cast(b, da)
         elif fb:
@@ -113,6 +117,18 @@ def _dim(d: int, ndim: int, op: str = "dim") -> int:
 
 def _xp(t):
     return t.device.xp
+
+
+def _autocast_lower(*tensors):
+    """Under autocast: float tensors in the lower precision (float16); others as they are."""
+    dt = _amp.dtype
+    return tuple(t if t is None or t.data.dtype.kind != "f" else cast(t, dt) for t in tensors)
+
+
+def _autocast_fp32(*tensors):
+    """Under autocast: float16 tensors in float32 (float64 stays float64)."""
+    dt = _amp.dtype
+    return tuple(t if t is None or t.data.dtype != dt else cast(t, np.float32) for t in tensors)
 
 
 # ================================================================================================
@@ -234,12 +250,18 @@ def _is_scalar(x) -> bool:
     return isinstance(x, _SCALARS)
 
 
+def _weak(x):
+    """A NumPy scalar as the Python number it holds: like torch, ``t * np.float64(2)`` keeps
+    ``t``'s dtype (NumPy would promote float16/float32 to the scalar's float64)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def add(a, b):
     """``a + b`` with broadcasting."""
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Add, "add", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarAdd.apply(a, scalar=b)
+        return ScalarAdd.apply(a, scalar=_weak(b))
     return _binary(Add, "add", a, b)
 
 
@@ -248,14 +270,14 @@ def sub(a, b):
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Sub, "sub", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarAdd.apply(a, scalar=-b)
+        return ScalarAdd.apply(a, scalar=-_weak(b))
     return _binary(Sub, "sub", a, b)
 
 
 def rsub(a, b):
     """``b - a`` (for ``scalar - tensor``)."""
     if _is_scalar(b):
-        return ScalarAdd.apply(neg(a), scalar=b)
+        return ScalarAdd.apply(neg(a), scalar=_weak(b))
     return _binary(Sub, "sub", b, a)
 
 
@@ -264,7 +286,7 @@ def mul(a, b):
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Mul, "mul", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarMul.apply(a, scalar=b)
+        return ScalarMul.apply(a, scalar=_weak(b))
     return _binary(Mul, "mul", a, b)
 
 
@@ -274,7 +296,7 @@ def div(a, b):
     if isinstance(a, Tensor) and _is_scalar(b):
         if a.data.dtype.kind != "f":
             a = cast(a, np.float32)
-        return ScalarMul.apply(a, scalar=1.0 / b)
+        return ScalarMul.apply(a, scalar=1.0 / _weak(b))
     a2 = a if not isinstance(a, Tensor) or a.data.dtype.kind == "f" else cast(a, np.float32)
     return _binary(Div, "div", a2, b)
 
@@ -282,7 +304,7 @@ def div(a, b):
 def rdiv(a, b):
     """``b / a`` (for ``scalar / tensor``)."""
     if _is_scalar(b):
-        return ScalarRDiv.apply(a, scalar=b)
+        return ScalarRDiv.apply(a, scalar=_weak(b))
     return _binary(Div, "div", b, a)
 
 
@@ -290,14 +312,14 @@ def pow(a, exponent):
     """``a ** exponent``; the exponent may be a number or a tensor."""
     Tensor = _tensor_cls()
     if isinstance(a, Tensor) and _is_scalar(exponent):
-        return ScalarPow.apply(a, exponent=exponent)
+        return ScalarPow.apply(a, exponent=_weak(exponent))
     return _binary(Pow, "pow", a, exponent)
 
 
 def rpow(a, base):
     """``base ** a``."""
     if _is_scalar(base):
-        return ScalarRPow.apply(a, base=base)
+        return ScalarRPow.apply(a, base=_weak(base))
     return _binary(Pow, "pow", base, a)
 
 
@@ -1311,6 +1333,8 @@ def matmul(a, b):
     The kernel is the one selected with :func:`tensorlite.kernels.use` (BLAS by default).
     """
     a, b = _pair(a, b, "matmul")
+    if _amp.dtype is not None:
+        a, b = _autocast_lower(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got {tuple(a.shape)} @ {tuple(b.shape)}")
     ka = a.shape[-1]
@@ -1371,11 +1395,15 @@ class LogSoftmax(Function):
 
 def softmax(a, dim: int = -1):
     """``exp(a) / sum(exp(a))`` along ``dim``, computed stably (max subtracted)."""
+    if _amp.dtype is not None:
+        (a,) = _autocast_fp32(a)
     return Softmax.apply(a, dim=_dim(dim, a.ndim, "softmax"))
 
 
 def log_softmax(a, dim: int = -1):
     """``log(softmax(a))`` along ``dim`` without forming the softmax (no log(0))."""
+    if _amp.dtype is not None:
+        (a,) = _autocast_fp32(a)
     return LogSoftmax.apply(a, dim=_dim(dim, a.ndim, "log_softmax"))
 
 
@@ -1428,6 +1456,8 @@ def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mea
     the remaining ones.
     """
     Tensor = _tensor_cls()
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
     if not isinstance(target, Tensor):
         target = as_tensor_like(target, input)
     if reduction not in ("mean", "sum", "none"):
@@ -1462,6 +1492,8 @@ def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mea
 
 def nll_loss(input, target, ignore_index: int = -100):
     """Mean negative log-likelihood of ``target`` under log-probabilities ``input`` ``(N, C)``."""
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
     xp = _xp(input)
     t = target.data
     valid = t != ignore_index
@@ -1474,6 +1506,10 @@ def mse_loss(input, target, reduction: str = "mean"):
     """Mean squared error."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
+        if isinstance(target, _tensor_cls()):
+            (target,) = _autocast_fp32(target)
     _check_broadcast("mse_loss", input.shape, np.shape(target.data if hasattr(target, "data") else target))
     diff = sub(input, target)
     sq = diff * diff
@@ -1544,6 +1580,8 @@ def _check_affine(op, ns, **params):
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the trailing ``normalized_shape`` dims to zero mean and unit variance, then
     scale by ``weight`` and shift by ``bias`` (fused: one node)."""
+    if _amp.dtype is not None:
+        x, weight, bias = _autocast_fp32(x, weight, bias)
     ns = _norm_shape(x, normalized_shape, "layer_norm")
     _check_affine("layer_norm", ns, weight=weight, bias=bias)
     if bias is not None and weight is None:
@@ -1575,6 +1613,8 @@ def rms_norm(x, normalized_shape, weight=None, eps: float | None = 1e-6):
 
     ``eps=0`` is allowed (it is what a buggy RMSNorm does: an all-zero row then gives NaN).
     """
+    if _amp.dtype is not None:
+        x, weight = _autocast_fp32(x, weight)
     ns = _norm_shape(x, normalized_shape, "rms_norm")
     _check_affine("rms_norm", ns, weight=weight)
     if eps is None:
@@ -1621,8 +1661,13 @@ class Attention(Function):
 
     def forward(self, q, k, v, mask=None, scale=1.0):
         xp = _ns(q)
-        s = kernels.matmul(q, k.swapaxes(-1, -2))
-        s *= q.dtype.type(scale)
+        if q.dtype == np.float16:
+            # scale q before the product: in float16, q @ k^T can overflow where the scaled
+            # scores do not (torch's math backend scales first too)
+            s = kernels.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2))
+        else:
+            s = kernels.matmul(q, k.swapaxes(-1, -2))
+            s *= q.dtype.type(scale)
         # The (B, H, T, T) scores are the largest arrays of the op: mask and softmax work on them
         # in place rather than allocating a new one per step.
         in_place = mask is None or xp.broadcast_shapes(mask.shape, s.shape) == s.shape
@@ -1707,6 +1752,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal: bool = Fals
     """
     if mask is not None:
         attn_mask = mask
+    if _amp.dtype is not None:
+        q, k, v = _autocast_lower(q, k, v)
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     return Attention.apply(q, k, v, mask=m, scale=s)
 
@@ -1716,10 +1763,10 @@ def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=
     op is tested against. Returns ``(output, weights)``."""
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     scores = matmul(q, transpose(k, -2, -1)) * s
-    if m is not None:
+    if m is not None:  # in the scores' dtype, which autocast makes float16 for float32 inputs
         if m.dtype == bool:
-            scores = masked_fill(scores, ~m, float(np.finfo(q.dtype).min))
+            scores = masked_fill(scores, ~m, float(np.finfo(scores.dtype).min))
         else:
-            scores = scores + _tensor_cls()._wrap(m.astype(q.dtype), q.device, False)
+            scores = scores + _tensor_cls()._wrap(m.astype(scores.dtype), q.device, False)
     weights = softmax(scores, -1)
     return matmul(weights, v), weights

@@ -133,6 +133,9 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(dtype=np.float64)
 
+    def half(self) -> Tensor:
+        return self.to(dtype=np.float16)
+
     def long(self) -> Tensor:
         return self.to(dtype=np.int64)
 

@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parents[1] / "tensorlite"
 # and the small leaf modules sit where their imports put them.
 LAYERS = [
     {"_version", "backend", "options"},
-    {"autograd", "random", "kernels"},
+    {"autograd", "random", "kernels", "amp"},
     {"functional"},
     {"tensor"},
     {"creation", "gradcheck", "checkpoint", "runlog", "generate"},

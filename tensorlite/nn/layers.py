@@ -44,6 +44,10 @@ def linear(x, weight, bias=None, weight_used=None):
             f"linear: input of shape {tuple(x.shape)} does not fit weight of shape {tuple(weight.shape)}: "
             f"in_features is {weight.shape[1]}, the input's last dimension is {x.shape[-1]}"
         )
+    if F._amp.dtype is not None:  # autocast: the product in float16, gradients back in each dtype
+        x, weight, bias = F._autocast_lower(x, weight, bias)
+        if weight_used is not None:
+            weight_used = weight_used.astype(F._amp.dtype)
     if x.dtype != weight.dtype:
         raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}")
     if bias is None:

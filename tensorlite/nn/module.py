@@ -326,6 +326,11 @@ class Module:
     def double(self) -> Module:
         return self.to(dtype=np.float64)
 
+    def half(self) -> Module:
+        """Cast floating parameters and buffers to float16, in place (for mixed precision keep
+        them float32 and use :class:`tensorlite.autocast` instead)."""
+        return self.to(dtype=np.float16)
+
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
         """Dotted name -> Tensor for every parameter and persistent buffer.
