@@ -161,8 +161,31 @@ class Function:
     def name(self) -> str:
         return type(self).__name__
 
+    @property
+    def next_functions(self) -> tuple:
+        """``((node, 0), ...)``, one per input, as torch: the input's ``grad_fn``, an
+        :class:`AccumulateGrad` for a leaf that requires grad, None otherwise. Empty once backward
+        has freed the node."""
+        return tuple(
+            (t.grad_fn if t.grad_fn is not None else (AccumulateGrad(t) if t.requires_grad else None), 0)
+            for t in self.inputs
+        )
+
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
+
+
+class AccumulateGrad:
+    """Where a leaf's gradient ends up (``.variable`` is the leaf), as torch's node of that name."""
+
+    name = "AccumulateGrad"
+    next_functions = ()
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
 
 
 def _consumer_counts(root: Function) -> dict:
