@@ -424,6 +424,28 @@ def hooks_are_removable(torch):
 
 
 @idiom
+def module_backward_hooks(torch):
+    nn = torch.nn
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    fill_params(torch, net, 26)
+    log = []
+
+    def record(name):
+        return lambda mod, gin, gout: log.append([name, [None if g is None else g for g in gin], list(gout)])
+
+    handles = [m.register_full_backward_hook(record(str(i))) for i, m in enumerate(net)]
+    doubling = net[1].register_full_backward_hook(lambda mod, gin, gout: (gin[0] * 2,))
+    x = torch.tensor(arr(27, 5, 3), requires_grad=True)
+    net(x).pow(2).sum().backward()
+    first_grad = x.grad.clone()
+    for h in handles + [doubling]:
+        h.remove()
+    x.grad = None
+    net(x).pow(2).sum().backward()
+    return {"log": log, "first": first_grad, "after_remove": x.grad}
+
+
+@idiom
 def grad_modes(torch):
     x = torch.ones(2, requires_grad=True)
 
@@ -515,6 +537,7 @@ def module_forward_modes_and_dtype(torch):
     flags = [m.training for m in net.modules()]
     net.train()
     flags_train = [m.training for m in net.modules()]
+    net.to("cpu")
     net.to(torch.float64)
     y64 = net.eval()(x.double())
     net.zero_grad(set_to_none=True)

@@ -49,6 +49,7 @@ class Module:
     """
 
     training: bool
+    _backward_hooks = None  # a dict once register_full_backward_hook is called
 
     def __init__(self) -> None:
         d = self.__dict__
@@ -168,7 +169,12 @@ class Module:
                 new = hook(self, args)
                 if new is not None:
                     args = new if isinstance(new, tuple) else (new,)
-        out = self.forward(*args, **kwargs)
+        if self._backward_hooks:
+            from .backward_hooks import call_with_backward_hooks  # noqa: PLC0415
+
+            out = call_with_backward_hooks(self, self._backward_hooks, args, kwargs)
+        else:
+            out = self.forward(*args, **kwargs)
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
                 new = hook(self, args, out)
@@ -182,6 +188,23 @@ class Module:
         handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
         return handle
+
+    def register_full_backward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` in backward, once the gradients of this
+        module's tensor inputs are known (tuples of tensors, None where an input needs no grad). A
+        returned tuple replaces ``grad_input`` (for a module with one input that requires grad).
+        The module's inputs and outputs must be passed positionally as tensors (or a tuple of them)."""
+        if self.__dict__.get("_backward_hooks") is None:
+            self.__dict__["_backward_hooks"] = OrderedDict()
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
+    def register_backward_hook(self, hook):
+        raise RuntimeError(
+            "register_backward_hook is deprecated in torch (its grad_input was often wrong); "
+            "use register_full_backward_hook, which tensorlite supports"
+        )
 
     def register_forward_pre_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, inputs)`` before every forward; a non-None return replaces the inputs."""
