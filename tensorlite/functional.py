@@ -1800,10 +1800,8 @@ def _repeat_kv_heads(q, kv, name):
             f"scaled_dot_product_attention: enable_gqa needs query heads (dim -3) to be a multiple of "
             f"{name} heads, got query {tuple(q.shape)} and {name} {tuple(kv.shape)}"
         )
-    from .ops.shape import repeat_interleave  # noqa: PLC0415  (ops imports this module)
-
     n = q.shape[-3] // kv.shape[-3]
-    return kv if n == 1 else repeat_interleave(kv, n, dim=-3)
+    return kv if n == 1 else repeat_interleave(kv, n, dim=-3)  # tensorlite/ops, imported at the end
 
 
 def _dead_queries(m):
@@ -1837,5 +1835,6 @@ def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=
 # ================================================================================================
 # ops added for code written against torch (tensorlite/ops/, by family)
 # ================================================================================================
-from .ops import *  # noqa: E402, F403
+from .ops import *  # noqa: E402, F403  (public names: ops/__init__.py's __all__)
 from .ops.inplace import _check as _inplace_check  # noqa: E402
+from .ops.shape import repeat_interleave  # noqa: E402

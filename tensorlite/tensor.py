@@ -9,8 +9,8 @@ import numpy as np
 
 from . import autograd
 from . import functional as F
+from .autograd import RemovableHandle
 from .backend import CPU, Device, get_device, to_device, to_numpy
-from .utils.hooks import RemovableHandle
 
 
 class Tensor:
@@ -165,16 +165,16 @@ class Tensor:
         return self.device.type == "cuda"
 
     def new_tensor(self, data, dtype=None, requires_grad: bool = False) -> Tensor:
-        """A new tensor from ``data`` with this tensor's dtype and device (unless ``dtype``), as torch."""
-        from .creation import tensor  # noqa: PLC0415  (creation imports this module)
+        """A new tensor (a copy of ``data``) with this tensor's dtype and device unless ``dtype``, as torch."""
+        if isinstance(data, Tensor):
+            data = data.data
+        arr = self.device.xp.array(to_device(data, self.device), dtype=dtype or self.dtype, copy=True)
+        return Tensor(arr, requires_grad=requires_grad, device=self.device)
 
-        return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad, device=self.device)
-
-    def _new(self, fill, size, dtype, requires_grad):
-        from . import creation  # noqa: PLC0415
-
-        return getattr(creation, fill)(*size, dtype=dtype or self.dtype, requires_grad=requires_grad,
-                                       device=self.device)
+    def _new(self, fill, size, dtype, requires_grad, *value):
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+        arr = getattr(self.device.xp, fill)(shape, *value, dtype=np.dtype(dtype or self.dtype))
+        return Tensor(arr, requires_grad=requires_grad, device=self.device)
 
     def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
         """Zeros of ``size`` with this tensor's dtype and device (unless ``dtype``)."""
@@ -187,9 +187,7 @@ class Tensor:
         return self._new("empty", size, dtype, requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-        from .creation import full  # noqa: PLC0415
-
-        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad, device=self.device)
+        return self._new("full", (size,), dtype, requires_grad, fill_value)
 
     def type_as(self, other: Tensor) -> Tensor:
         return self.to(dtype=other.dtype)

@@ -12,10 +12,10 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import RemovableHandle, no_grad
 from ..backend import device_of, to_device
 from ..tensor import Tensor, parse_to_args
-from ..utils.hooks import RemovableHandle
+from .backward_hooks import call_with_backward_hooks
 
 
 class Parameter(Tensor):
@@ -170,8 +170,6 @@ class Module:
                 if new is not None:
                     args = new if isinstance(new, tuple) else (new,)
         if self._backward_hooks:
-            from .backward_hooks import call_with_backward_hooks  # noqa: PLC0415
-
             out = call_with_backward_hooks(self, self._backward_hooks, args, kwargs)
         else:
             out = self.forward(*args, **kwargs)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..optim.clip import clip_grad_norm_ as _clip_grad_norm
+from ..tensor import Tensor
 from .checkpoint import checkpoint  # noqa: F401  (torch.utils.checkpoint lives here for us)
 
 
@@ -12,21 +16,17 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
 
     The implementation is :func:`tensorlite.optim.clip_grad_norm_`, which returns a Python float.
     """
-    from ..creation import tensor  # noqa: PLC0415
-    from ..optim import clip_grad_norm_ as impl  # noqa: PLC0415  (optim imports nn)
-    from ..tensor import Tensor  # noqa: PLC0415
-
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    total = impl(params, max_norm, norm_type=norm_type, error_if_nonfinite=error_if_nonfinite)
+    total = _clip_grad_norm(params, max_norm, norm_type=norm_type, error_if_nonfinite=error_if_nonfinite)
     grads = [p.grad for p in params if p.grad is not None]
-    device = grads[0].device if grads else "cpu"
-    return tensor(total, dtype=grads[0].dtype if grads else None, device=device)
+    if not grads:
+        return Tensor(np.asarray(total, dtype=np.float32))
+    xp = grads[0].device.xp
+    return Tensor(xp.asarray(total, dtype=grads[0].dtype), device=grads[0].device)
 
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     """Clamp every gradient element to ``[-clip_value, clip_value]`` in place."""
-    from ..tensor import Tensor  # noqa: PLC0415
-
     params = [parameters] if isinstance(parameters, Tensor) else parameters
     c = float(clip_value)
     for p in params:
