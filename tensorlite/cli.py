@@ -1,4 +1,4 @@
-"""The ``tensorlite`` command: train | generate | doctor | dashboard | bench."""
+"""The ``tensorlite`` command: train | generate | embeddings | doctor | dashboard | bench."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class CLIError(Exception):
 _COMMANDS = [
     ("tensorlite.commands.train", "add_train_parser"),
     ("tensorlite.commands.generate", "add_generate_parser"),
+    ("tensorlite.commands.embeddings", "add_embeddings_parser"),
     ("tensorlite.debug.cli", "add_doctor_parser"),
     ("tensorlite.debug.cli", "add_dashboard_parser"),
     ("tensorlite.commands.bench", "add_bench_parser"),
