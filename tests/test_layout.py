@@ -19,11 +19,11 @@ PKG = Path(__file__).resolve().parents[1] / "tensorlite"
 # and the small leaf modules sit where their imports put them.
 LAYERS = [
     {"_version", "backend", "options"},
-    {"autograd", "random", "kernels", "amp"},
-    {"functional"},
+    {"autograd", "random", "kernels", "amp", "cuda"},
+    {"functional", "ops"},
     {"tensor"},
     {"creation", "gradcheck", "checkpoint", "runlog", "generate"},
-    {"nn", "optim", "data"},
+    {"nn", "optim", "data", "utils"},
     {"faults"},
     {"train"},
     {"debug"},
