@@ -441,8 +441,8 @@ def _broken_causal_mask(run: Run, found, r: Rule):
       "the training data",
       "worse-than-a-uniform-guess")
 def _loss_above_uniform(run: Run, found, r: Rule):
-    if found.keys() & {"loss_spike", "overfitting", "divergence"}:
-        return None  # already explained
+    if found.keys() & {"loss_spike", "overfitting", "divergence", "bad_init", "high_initial_loss"}:
+        return None  # already explained (a model that started far above ln V has its bug named)
     hits = [h for h in (run.went_above_uniform_later(run.steps, run.loss),
                         run.went_above_uniform_later(run.vsteps, run.vloss)) if h is not None]
     if "missing_warmup" in found:  # the early V of a run without warmup explains an early excursion
