@@ -1,8 +1,11 @@
 """tensorlite: a small tensor library with reverse-mode autograd, a GPT, and the tools to find
 out why its training breaks."""
 
-from . import functional, kernels, random
+import numpy as _np
+
+from . import amp, cuda, functional, kernels, random
 from ._version import __version__
+from .amp import autocast
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device, cuda_available, get_device
 from .creation import (
@@ -44,9 +47,11 @@ from .functional import (
     any,
     argmax,
     argmin,
+    argsort,
     cat,
     chunk,
     clamp,
+    cumsum,
     exp,
     expand,
     flatten,
@@ -56,6 +61,7 @@ from .functional import (
     isinf,
     isnan,
     log,
+    log_softmax,
     masked_fill,
     matmul,
     max,
@@ -63,14 +69,18 @@ from .functional import (
     mean,
     min,
     minimum,
+    multinomial,
     one_hot,
     permute,
     pow,
     relu,
+    repeat_interleave,
     reshape,
     rsqrt,
     sigmoid,
     silu,
+    softmax,
+    sort,
     split,
     sqrt,
     squeeze,
@@ -78,24 +88,42 @@ from .functional import (
     std,
     sum,
     tanh,
+    topk,
     transpose,
     tril,
     triu,
+    unbind,
     unsqueeze,
     var,
     where,
 )
 from .functional import embedding as embedding
+from .ops.compare import allclose, equal, isclose
+from .ops.products import addmm, bmm, mm
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor
 
 clip = clamp
 device = get_device
+finfo, iinfo = _np.finfo, _np.iinfo  # torch.finfo(torch.float32).min and NumPy's agree
+inference_mode = no_grad  # torch's faster no_grad; here the two are one
 
 
 def cuda_is_available() -> bool:
     return cuda_available()
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input) -> int:
+    return input.numel()
+
+
+def get_default_dtype():
+    return float32
 
 
 def __getattr__(name):
@@ -104,4 +132,17 @@ def __getattr__(name):
 
     if name in ("nn", "optim", "data", "debug", "train", "generate", "utils"):
         return importlib.import_module(f".{name}", __name__)
+    if name in ("bfloat16", "complex64", "complex128", "cfloat"):
+        raise AttributeError(
+            f"tensorlite has no {name}: NumPy and CuPy arrays have no such dtype here; use float32 "
+            "(or float16 to halve memory), or keep that part of the code in torch"
+        )
     raise AttributeError(f"module 'tensorlite' has no attribute {name!r}")
+
+
+# torch's short dtype names. Bound last: they shadow Python's bool, int and float in this module.
+int8, uint8, int16 = _np.dtype("int8"), _np.dtype("uint8"), _np.dtype("int16")
+short = int16
+bool = bool_  # noqa: A001
+int = int32  # noqa: A001
+float = float32  # noqa: A001

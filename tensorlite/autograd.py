@@ -9,6 +9,7 @@ topological order, so a chain of any depth works without recursion.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 
 
@@ -204,8 +205,31 @@ class Function:
     def name(self) -> str:
         return type(self).__name__
 
+    @property
+    def next_functions(self) -> tuple:
+        """``((node, 0), ...)``, one per input, as torch: the input's ``grad_fn``, an
+        :class:`AccumulateGrad` for a leaf that requires grad, None otherwise. Empty once backward
+        has freed the node."""
+        return tuple(
+            (t.grad_fn if t.grad_fn is not None else (AccumulateGrad(t) if t.requires_grad else None), 0)
+            for t in self.inputs
+        )
+
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
+
+
+class AccumulateGrad:
+    """Where a leaf's gradient ends up (``.variable`` is the leaf), as torch's node of that name."""
+
+    name = "AccumulateGrad"
+    next_functions = ()
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
 
 
 def _consumer_counts(root: Function) -> dict:
@@ -327,3 +351,36 @@ def unbroadcast(grad, shape):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad
+
+
+class RemovableHandle:
+    """``handle.remove()`` unregisters the hook; ``with handle:`` removes it when the block ends.
+
+    ``hooks`` is the registry the hook went into: a dict keyed by ``handle.id`` (module hooks) or a
+    list holding the hook itself (tensor hooks, which the backward pass walks as a list).
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks, hook=None) -> None:
+        self._hooks = hooks
+        self._hook = hook
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        if isinstance(self._hooks, dict):
+            self._hooks.pop(self.id, None)
+        else:
+            # by identity: the same function registered twice is two entries, removed one at a time
+            for i, h in enumerate(self._hooks):
+                if h is self._hook:
+                    del self._hooks[i]
+                    break
+        self._hook = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False

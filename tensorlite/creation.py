@@ -139,10 +139,18 @@ def rand(*size, dtype=None, requires_grad=False, device="cpu") -> Tensor:
     return _make(fill, size, dtype, requires_grad, device)
 
 
-def randint(low, high=None, size=(), dtype=None, device="cpu") -> Tensor:
-    """Integers uniform in ``[low, high)`` (``randint(high, size=...)`` also works)."""
+def randint(low, high=None, size=None, dtype=None, device="cpu", requires_grad: bool = False) -> Tensor:
+    """Integers uniform in ``[low, high)``; as torch, ``randint(high, size)`` means ``low=0``."""
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, (n,)): torch's two-argument form
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
+    if size is None:
+        raise TypeError("randint: missing the size argument, e.g. randint(10, (3,)) or randint(0, 10, (3,))")
+    if requires_grad:
+        raise TypeError("randint: only floating-point tensors can require gradients")
+    if isinstance(size, (int, np.integer)):
+        size = (int(size),)
     dev = get_device(device)
     arr = generator(dev).integers(low, high, size=tuple(size), dtype=np.int64)
     return Tensor(arr.astype(dtype or int64), device=dev)

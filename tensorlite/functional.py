@@ -10,7 +10,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import backend, kernels
-from .autograd import Function, is_grad_enabled, unbroadcast
+from .amp import state as _amp
+from .autograd import Function, unbroadcast
 from .backend import erf as _erf
 from .backend import scatter_add
 from .random import generator
@@ -58,9 +59,12 @@ def _pair(a, b, op: str):
     if da != db:
         fa, fb = da.kind == "f", db.kind == "f"
         if fa and fb:
-            raise TypeError(
-                f"{op}: dtype mismatch ({da} and {db}); cast one with .to(dtype=...) or .float()/.double()"
-            )
+            if _amp.dtype is None:
+                raise TypeError(
+                    f"{op}: dtype mismatch ({da} and {db}); cast one with .to(dtype=...) or .float()/.double()"
+                )
+            wide = np.promote_types(da, db)  # under autocast the widest wins, as in torch
+            return cast(a, wide), cast(b, wide)
         if fa:
             b = cast(b, da)
         elif fb:
@@ -113,6 +117,18 @@ def _dim(d: int, ndim: int, op: str = "dim") -> int:
 
 def _xp(t):
     return t.device.xp
+
+
+def _autocast_lower(*tensors):
+    """Under autocast: float tensors in the lower precision (float16); others as they are."""
+    dt = _amp.dtype
+    return tuple(t if t is None or t.data.dtype.kind != "f" else cast(t, dt) for t in tensors)
+
+
+def _autocast_fp32(*tensors):
+    """Under autocast: float16 tensors in float32 (float64 stays float64)."""
+    dt = _amp.dtype
+    return tuple(t if t is None or t.data.dtype != dt else cast(t, np.float32) for t in tensors)
 
 
 # ================================================================================================
@@ -234,12 +250,18 @@ def _is_scalar(x) -> bool:
     return isinstance(x, _SCALARS)
 
 
+def _weak(x):
+    """A NumPy scalar as the Python number it holds: like torch, ``t * np.float64(2)`` keeps
+    ``t``'s dtype (NumPy would promote float16/float32 to the scalar's float64)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def add(a, b):
     """``a + b`` with broadcasting."""
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Add, "add", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarAdd.apply(a, scalar=b)
+        return ScalarAdd.apply(a, scalar=_weak(b))
     return _binary(Add, "add", a, b)
 
 
@@ -248,14 +270,14 @@ def sub(a, b):
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Sub, "sub", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarAdd.apply(a, scalar=-b)
+        return ScalarAdd.apply(a, scalar=-_weak(b))
     return _binary(Sub, "sub", a, b)
 
 
 def rsub(a, b):
     """``b - a`` (for ``scalar - tensor``)."""
     if _is_scalar(b):
-        return ScalarAdd.apply(neg(a), scalar=b)
+        return ScalarAdd.apply(neg(a), scalar=_weak(b))
     return _binary(Sub, "sub", b, a)
 
 
@@ -264,7 +286,7 @@ def mul(a, b):
     if isinstance(b, _Tensor):  # the common case first: tensor op tensor
         return _binary(Mul, "mul", a, b)
     if isinstance(b, _SCALARS) and isinstance(a, _Tensor):
-        return ScalarMul.apply(a, scalar=b)
+        return ScalarMul.apply(a, scalar=_weak(b))
     return _binary(Mul, "mul", a, b)
 
 
@@ -274,7 +296,7 @@ def div(a, b):
     if isinstance(a, Tensor) and _is_scalar(b):
         if a.data.dtype.kind != "f":
             a = cast(a, np.float32)
-        return ScalarMul.apply(a, scalar=1.0 / b)
+        return ScalarMul.apply(a, scalar=1.0 / _weak(b))
     a2 = a if not isinstance(a, Tensor) or a.data.dtype.kind == "f" else cast(a, np.float32)
     return _binary(Div, "div", a2, b)
 
@@ -282,7 +304,7 @@ def div(a, b):
 def rdiv(a, b):
     """``b / a`` (for ``scalar / tensor``)."""
     if _is_scalar(b):
-        return ScalarRDiv.apply(a, scalar=b)
+        return ScalarRDiv.apply(a, scalar=_weak(b))
     return _binary(Div, "div", b, a)
 
 
@@ -290,14 +312,14 @@ def pow(a, exponent):
     """``a ** exponent``; the exponent may be a number or a tensor."""
     Tensor = _tensor_cls()
     if isinstance(a, Tensor) and _is_scalar(exponent):
-        return ScalarPow.apply(a, exponent=exponent)
+        return ScalarPow.apply(a, exponent=_weak(exponent))
     return _binary(Pow, "pow", a, exponent)
 
 
 def rpow(a, base):
     """``base ** a``."""
     if _is_scalar(base):
-        return ScalarRPow.apply(a, base=base)
+        return ScalarRPow.apply(a, base=_weak(base))
     return _binary(Pow, "pow", base, a)
 
 
@@ -767,6 +789,7 @@ _COMPARE = {
     "ge": lambda x, y: x >= y,
     "and": lambda x, y: x & y,
     "or": lambda x, y: x | y,
+    "xor": lambda x, y: x ^ y,
 }
 
 
@@ -854,17 +877,9 @@ def clone(a):
     return Clone.apply(a)
 
 
-def _check_inplace(t, op: str):
-    if t.requires_grad and is_grad_enabled():
-        raise RuntimeError(
-            f"{op}: a tensor that requires grad is being modified in place; wrap the update in "
-            "`with tl.no_grad():` (as optimizers do) or use the out-of-place form"
-        )
-
-
 def inplace(t, other, op: str):
     """In-place ``t op= other`` on the data; refused on a tensor that needs grad while grad mode is on."""
-    _check_inplace(t, f"in-place {op}")
+    _inplace_check(t, f"in-place {op}", other)
     Tensor = _tensor_cls()
     od = other.data if isinstance(other, Tensor) else other
     try:
@@ -883,7 +898,7 @@ def inplace(t, other, op: str):
 
 def setitem_(t, key, value):
     """``t[key] = value`` on the data; refused on a tensor that needs grad while grad mode is on."""
-    _check_inplace(t, "setitem")
+    _inplace_check(t, "setitem", value)
     Tensor = _tensor_cls()
     v = value.data if isinstance(value, Tensor) else value
     try:
@@ -942,8 +957,6 @@ def reshape(a, *shape):
             f"into shape {shape}"
         ) from None
 
-
-view = reshape
 
 
 def transpose(a, dim0: int, dim1: int):
@@ -1311,6 +1324,8 @@ def matmul(a, b):
     The kernel is the one selected with :func:`tensorlite.kernels.use` (BLAS by default).
     """
     a, b = _pair(a, b, "matmul")
+    if _amp.dtype is not None:
+        a, b = _autocast_lower(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got {tuple(a.shape)} @ {tuple(b.shape)}")
     ka = a.shape[-1]
@@ -1369,13 +1384,21 @@ class LogSoftmax(Function):
         return g - _ns(g).exp(self.out) * g.sum(axis=self.dim, keepdims=True)
 
 
-def softmax(a, dim: int = -1):
-    """``exp(a) / sum(exp(a))`` along ``dim``, computed stably (max subtracted)."""
+def softmax(a, dim: int = -1, _stacklevel: int = 3, dtype=None):
+    """``exp(a) / sum(exp(a))`` along ``dim``, computed stably (max subtracted); ``dtype`` casts first."""
+    if dtype is not None:
+        a = cast(a, dtype)
+    elif _amp.dtype is not None:
+        (a,) = _autocast_fp32(a)
     return Softmax.apply(a, dim=_dim(dim, a.ndim, "softmax"))
 
 
-def log_softmax(a, dim: int = -1):
-    """``log(softmax(a))`` along ``dim`` without forming the softmax (no log(0))."""
+def log_softmax(a, dim: int = -1, _stacklevel: int = 3, dtype=None):
+    """``log(softmax(a))`` along ``dim`` without forming the softmax (no log(0)); ``dtype`` casts first."""
+    if dtype is not None:
+        a = cast(a, dtype)
+    elif _amp.dtype is not None:
+        (a,) = _autocast_fp32(a)
     return LogSoftmax.apply(a, dim=_dim(dim, a.ndim, "log_softmax"))
 
 
@@ -1420,14 +1443,24 @@ class CrossEntropy(Function):
         return grad
 
 
-def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
     """Cross-entropy between ``input`` logits ``(N, C)`` and integer class ``target`` ``(N,)``.
 
     As torch: ``(C,)`` with a 0-d target, and ``(N, C, d1, ...)`` with ``(N, d1, ...)`` targets,
     are accepted too. Targets equal to ``ignore_index`` contribute nothing, and the mean is over
-    the remaining ones.
+    the remaining ones. ``weight`` (one per class) weighs each target's term, and the mean is then
+    over the weights of the counted targets (torch's definition).
     """
+    _no_legacy_reduction("cross_entropy", size_average, reduce)
+    if weight is not None:
+        if label_smoothing:
+            raise ValueError("cross_entropy: weight together with label_smoothing is not supported")
+        return nll_loss(log_softmax(input, 1 if input.ndim > 1 else 0), target, weight,
+                        ignore_index=ignore_index, reduction=reduction)
     Tensor = _tensor_cls()
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
     if not isinstance(target, Tensor):
         target = as_tensor_like(target, input)
     if reduction not in ("mean", "sum", "none"):
@@ -1437,12 +1470,14 @@ def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mea
             f"cross_entropy: target must hold integer class indices, got dtype {target.dtype}"
         )
     if input.ndim == 1:
-        out = cross_entropy(unsqueeze(input, 0), reshape(target, 1), ignore_index, reduction, label_smoothing)
+        out = cross_entropy(unsqueeze(input, 0), reshape(target, 1), ignore_index=ignore_index,
+                            reduction=reduction, label_smoothing=label_smoothing)
         return out if reduction != "none" else squeeze(out, 0)
     if input.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
         c = input.shape[1]
         moved = permute(input, 0, *range(2, input.ndim), 1)
-        flat = cross_entropy(reshape(moved, -1, c), reshape(target, -1), ignore_index, reduction, label_smoothing)
+        flat = cross_entropy(reshape(moved, -1, c), reshape(target, -1), ignore_index=ignore_index,
+                             reduction=reduction, label_smoothing=label_smoothing)
         return flat if reduction != "none" else reshape(flat, *target.shape)
     n, c = input.shape
     if target.shape != (n,):
@@ -1460,20 +1495,72 @@ def cross_entropy(input, target, ignore_index: int = -100, reduction: str = "mea
     )
 
 
-def nll_loss(input, target, ignore_index: int = -100):
-    """Mean negative log-likelihood of ``target`` under log-probabilities ``input`` ``(N, C)``."""
+def _no_legacy_reduction(op, size_average, reduce):
+    if size_average is not None or reduce is not None:
+        raise TypeError(
+            f"{op}: size_average and reduce are deprecated in torch and not supported here; "
+            "use reduction='mean' | 'sum' | 'none'"
+        )
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean"):
+    """Negative log-likelihood of integer ``target`` under log-probabilities ``input``, as torch.
+
+    ``input`` is ``(N, C)``, ``(C,)`` or ``(N, C, d1, ...)``; ``target`` has the shape without the
+    class dim. Targets equal to ``ignore_index`` count for nothing; ``weight`` (one per class)
+    weighs each term, and ``reduction="mean"`` divides by the summed weights of the counted targets.
+    """
+    _no_legacy_reduction("nll_loss", size_average, reduce)
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    Tensor = _tensor_cls()
+    if not isinstance(target, Tensor):
+        target = as_tensor_like(target, input)
+    if target.data.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {target.dtype}")
+    if input.ndim == 0:
+        raise ValueError("nll_loss: input needs a class dimension, got a 0-d tensor")
+    cdim = 0 if input.ndim == 1 else 1
+    c = input.shape[cdim]
+    expected = tuple(input.shape[:cdim]) + tuple(input.shape[cdim + 1:])
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"nll_loss: input {tuple(input.shape)} needs target of shape {expected}, got {tuple(target.shape)}"
+        )
+    if weight is not None and tuple(weight.shape) != (c,):
+        raise ValueError(f"nll_loss: weight must have shape ({c},) (one per class), got {tuple(weight.shape)}")
     xp = _xp(input)
     t = target.data
     valid = t != ignore_index
-    rows = xp.arange(t.shape[0])[valid]
-    picked = getitem(input, (rows, t[valid]))
-    return -mean(picked)
+    safe = xp.where(valid, t, 0)
+    if isinstance(t, np.ndarray) and ((safe < 0) | (safe >= c)).any():
+        raise IndexError(f"nll_loss: target {int(safe[(safe < 0) | (safe >= c)][0])} is out of range for {c} classes")
+    picked = squeeze(gather(input, cdim, _tensor_cls()._wrap(xp.expand_dims(safe, cdim), input.device, False)), cdim)
+    w = xp.asarray(valid, dtype=input.dtype)
+    if weight is not None:
+        w = w * weight.data[safe]
+    losses = -picked * _tensor_cls()._wrap(w, input.device, False)
+    if reduction == "none":
+        return losses
+    total = sum(losses)
+    if reduction == "sum":
+        return total
+    denom = _tensor_cls()._wrap(w.sum().astype(input.dtype), input.device, False)
+    with np.errstate(invalid="ignore", divide="ignore"):  # nothing counted: nan, as torch
+        return div(total, denom)
 
 
 def mse_loss(input, target, reduction: str = "mean"):
     """Mean squared error."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if _amp.dtype is not None:
+        (input,) = _autocast_fp32(input)
+        if isinstance(target, _tensor_cls()):
+            (target,) = _autocast_fp32(target)
     _check_broadcast("mse_loss", input.shape, np.shape(target.data if hasattr(target, "data") else target))
     diff = sub(input, target)
     sq = diff * diff
@@ -1544,6 +1631,8 @@ def _check_affine(op, ns, **params):
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the trailing ``normalized_shape`` dims to zero mean and unit variance, then
     scale by ``weight`` and shift by ``bias`` (fused: one node)."""
+    if _amp.dtype is not None:
+        x, weight, bias = _autocast_fp32(x, weight, bias)
     ns = _norm_shape(x, normalized_shape, "layer_norm")
     _check_affine("layer_norm", ns, weight=weight, bias=bias)
     if bias is not None and weight is None:
@@ -1575,6 +1664,8 @@ def rms_norm(x, normalized_shape, weight=None, eps: float | None = 1e-6):
 
     ``eps=0`` is allowed (it is what a buggy RMSNorm does: an all-zero row then gives NaN).
     """
+    if _amp.dtype is not None:
+        x, weight = _autocast_fp32(x, weight)
     ns = _norm_shape(x, normalized_shape, "rms_norm")
     _check_affine("rms_norm", ns, weight=weight)
     if eps is None:
@@ -1621,8 +1712,13 @@ class Attention(Function):
 
     def forward(self, q, k, v, mask=None, scale=1.0):
         xp = _ns(q)
-        s = kernels.matmul(q, k.swapaxes(-1, -2))
-        s *= q.dtype.type(scale)
+        if q.dtype == np.float16:
+            # scale q before the product: in float16, q @ k^T can overflow where the scaled
+            # scores do not (torch's math backend scales first too)
+            s = kernels.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2))
+        else:
+            s = kernels.matmul(q, k.swapaxes(-1, -2))
+            s *= q.dtype.type(scale)
         # The (B, H, T, T) scores are the largest arrays of the op: mask and softmax work on them
         # in place rather than allocating a new one per step.
         in_place = mask is None or xp.broadcast_shapes(mask.shape, s.shape) == s.shape
@@ -1698,28 +1794,89 @@ def _attention_args(q, k, v, attn_mask, is_causal, scale):
     return mask, scale
 
 
-def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal: bool = False, scale=None, mask=None):
-    """Fused attention ``softmax(q @ k^T / sqrt(d) + mask) @ v`` over the last two dims.
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale=None, enable_gqa: bool = False, *, mask=None):
+    """Fused attention ``softmax(query @ key^T * scale + mask) @ value`` over the last two dims,
+    with torch's arguments.
 
-    ``attn_mask`` (alias ``mask``) is boolean (True = may attend) or additive float.
-    ``is_causal`` lets query i see keys up to its own position; with fewer queries than keys the
-    queries are taken to be the last ones (KV-cache decoding), unlike torch's top-left alignment.
+    ``attn_mask`` (alias ``mask``) broadcasts to the scores ``(..., T_q, T_k)``: boolean (True =
+    may attend) or additive float (``-inf`` blocks). A query that may attend no key gets a zero
+    output and zero gradients, as in torch. ``scale`` defaults to ``1/sqrt(head_dim)``.
+    ``dropout_p`` drops attention weights (always: pass ``0.0`` at eval, as torch expects).
+    ``enable_gqa`` lets ``key``/``value`` have fewer heads (dim -3) than ``query``; each is then
+    shared by ``H_q / H_kv`` query heads.
+
+    ``is_causal`` lets query i see keys up to its own position, combined with ``attn_mask`` when
+    both are given (as torch). With fewer queries than keys the queries are taken to be the *last*
+    ones (bottom-right, what KV-cache decoding needs); torch aligns them top-left instead. For
+    ``T_q == T_k``, the usual case, the two agree.
     """
     if mask is not None:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: pass attn_mask or its alias mask, not both")
         attn_mask = mask
+    q, k, v = query, key, value
+    if _amp.dtype is not None:
+        q, k, v = _autocast_lower(q, k, v)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
+    if enable_gqa:
+        k, v = _repeat_kv_heads(q, k, "key"), _repeat_kv_heads(q, v, "value")
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
-    return Attention.apply(q, k, v, mask=m, scale=s)
+    dead = _dead_queries(m) if attn_mask is not None else None
+    if dead is not None:  # rows that see no key: attend anywhere, then zero them (torch's answer)
+        m = m | dead if m.dtype == bool else _ns(m).where(dead, 0.0, m)
+    if dropout_p > 0.0:
+        out, _ = attention_reference(q, k, v, m, scale=s, dropout_p=dropout_p, _resolved=True)
+    else:
+        out = Attention.apply(q, k, v, mask=m, scale=s)
+    if dead is not None:
+        out = masked_fill(out, dead, 0.0)
+    return out
 
 
-def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=None):
+def _repeat_kv_heads(q, kv, name):
+    """``kv`` with each of its ``H_kv`` heads repeated for ``H_q / H_kv`` query heads (dim -3)."""
+    if q.ndim < 3 or kv.ndim < 3 or q.shape[-3] % kv.shape[-3]:
+        raise ValueError(
+            f"scaled_dot_product_attention: enable_gqa needs query heads (dim -3) to be a multiple of "
+            f"{name} heads, got query {tuple(q.shape)} and {name} {tuple(kv.shape)}"
+        )
+    n = q.shape[-3] // kv.shape[-3]
+    return kv if n == 1 else repeat_interleave(kv, n, dim=-3)  # tensorlite/ops, imported at the end
+
+
+def _dead_queries(m):
+    """Bool ``(..., T_q, 1)``: queries the mask lets see no key, or None when there are none."""
+    xp = _ns(m)
+    dead = ~m.any(axis=-1, keepdims=True) if m.dtype == bool else xp.isneginf(m).all(axis=-1, keepdims=True)
+    return dead if bool(dead.any()) else None
+
+
+def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=None, dropout_p: float = 0.0,
+                        _resolved: bool = False):
     """The same attention built from primitive ops: readable, slower, and the baseline the fused
-    op is tested against. Returns ``(output, weights)``."""
-    m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
+    op is tested against. Returns ``(output, weights)``; with ``dropout_p`` the weights are the
+    ones used (after dropout)."""
+    if _resolved:  # mask and scale already resolved by scaled_dot_product_attention
+        m, s = attn_mask, scale
+    else:
+        m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     scores = matmul(q, transpose(k, -2, -1)) * s
-    if m is not None:
+    if m is not None:  # in the scores' dtype, which autocast makes float16 for float32 inputs
         if m.dtype == bool:
-            scores = masked_fill(scores, ~m, float(np.finfo(q.dtype).min))
+            scores = masked_fill(scores, ~m, float(np.finfo(scores.dtype).min))
         else:
-            scores = scores + _tensor_cls()._wrap(m.astype(q.dtype), q.device, False)
+            scores = scores + _tensor_cls()._wrap(m.astype(scores.dtype), q.device, False)
     weights = softmax(scores, -1)
+    if dropout_p:
+        weights = dropout(weights, dropout_p, True)
     return matmul(weights, v), weights
+
+
+# ================================================================================================
+# ops added for code written against torch (tensorlite/ops/, by family)
+# ================================================================================================
+from .ops import *  # noqa: E402, F403  (public names: ops/__init__.py's __all__)
+from .ops.inplace import _check as _inplace_check  # noqa: E402
+from .ops.shape import repeat_interleave  # noqa: E402

@@ -9,7 +9,10 @@ KV cache and the context window: without a cache every step runs the model on th
 then one token per step, until the cache holds ``seq_len`` positions. From then on the window has
 to slide, and sliding invalidates every cached key (each token's position changes; with learned
 position embeddings its key does too), so each further step runs the cropped window exactly as the
-uncached path does. Both paths therefore return the same tokens at any length.
+uncached path does. On the CPU the two paths agree to float32 rounding and return the same
+tokens at any length (tested); that is a property of this implementation, not of KV caches in
+general (other kernels, dtypes or devices round the two paths differently: test caches by their
+logits, with a tolerance).
 """
 
 from __future__ import annotations
@@ -105,7 +108,10 @@ def top_p_filter(logits, p: float | None) -> np.ndarray:
 
 
 def apply_repetition_penalty(logits, previous_ids, penalty: float) -> np.ndarray:
-    """Make tokens already in ``previous_ids`` less likely (CTRL, Keskar et al. 2019).
+    """Make tokens already in ``previous_ids`` less likely (the sign-aware form of the CTRL penalty).
+
+    CTRL (Keskar et al. 2019) divides every seen token's logit by ``penalty``; this is the fix that
+    Hugging Face's ``transformers`` made in its implementation, so that negative logits go down too.
 
     For each *distinct* previous token: a positive logit is divided by ``penalty``, a negative one
     multiplied by it, so with ``penalty > 1`` the logit always moves down. (Dividing a negative

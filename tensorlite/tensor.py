@@ -9,6 +9,7 @@ import numpy as np
 
 from . import autograd
 from . import functional as F
+from .autograd import RemovableHandle
 from .backend import CPU, Device, get_device, to_device, to_numpy
 
 
@@ -109,16 +110,23 @@ class Tensor:
         """A copy with its own memory, still in the graph."""
         return F.clone(self)
 
-    def contiguous(self) -> Tensor:
-        return self
+    def contiguous(self, memory_format=None) -> Tensor:
+        """This tensor if its memory is row-major without gaps, else a contiguous copy (as torch)."""
+        return F.contiguous(self)
 
-    def to(self, device=None, dtype=None) -> Tensor:
-        """Move to ``device`` and/or cast to ``dtype`` (differentiable, like torch)."""
+    def is_contiguous(self, memory_format=None) -> bool:
+        return F.is_contiguous(self)
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """Move and/or cast, as torch: ``to(dtype)``, ``to(device)``, ``to(device, dtype)``,
+        ``to(other)`` (its device and dtype), or by keyword. Differentiable; ``self`` when nothing
+        changes."""
+        device, dtype = parse_to_args("Tensor.to", args, kwargs)
         out = self
         if dtype is not None:
             out = F.cast(out, dtype)
         if device is not None:
-            out = F.to_device(out, get_device(device))
+            out = F.to_device(out, device)
         return out
 
     def cpu(self) -> Tensor:
@@ -133,8 +141,53 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(dtype=np.float64)
 
+    def half(self) -> Tensor:
+        return self.to(dtype=np.float16)
+
     def long(self) -> Tensor:
         return self.to(dtype=np.int64)
+
+    def int(self) -> Tensor:
+        return self.to(dtype=np.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(dtype=np.bool_)
+
+    def type(self, dtype=None):
+        """With ``dtype``: cast to it (as ``.to(dtype)``). Without: the type name, e.g.
+        ``'tensorlite.FloatTensor'`` (torch says ``'torch.FloatTensor'``)."""
+        if dtype is None:
+            return "tensorlite." + _TYPE_NAMES.get(np.dtype(self.dtype).name, "Tensor")
+        return self.to(dtype=dtype)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def new_tensor(self, data, dtype=None, requires_grad: bool = False) -> Tensor:
+        """A new tensor (a copy of ``data``) with this tensor's dtype and device unless ``dtype``, as torch."""
+        if isinstance(data, Tensor):
+            data = data.data
+        arr = self.device.xp.array(to_device(data, self.device), dtype=dtype or self.dtype, copy=True)
+        return Tensor(arr, requires_grad=requires_grad, device=self.device)
+
+    def _new(self, fill, size, dtype, requires_grad, *value):
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+        arr = getattr(self.device.xp, fill)(shape, *value, dtype=np.dtype(dtype or self.dtype))
+        return Tensor(arr, requires_grad=requires_grad, device=self.device)
+
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        """Zeros of ``size`` with this tensor's dtype and device (unless ``dtype``)."""
+        return self._new("zeros", size, dtype, requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self._new("ones", size, dtype, requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self._new("empty", size, dtype, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self._new("full", (size,), dtype, requires_grad, fill_value)
 
     def type_as(self, other: Tensor) -> Tensor:
         return self.to(dtype=other.dtype)
@@ -149,32 +202,46 @@ class Tensor:
         return self
 
     # ---- autograd ---------------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
 
         ``gradient`` is required when the tensor is not a scalar (it is the vector in the
         vector-Jacobian product). The graph is freed afterwards unless ``retain_graph=True``.
         """
-        autograd.backward(self, gradient, retain_graph)
+        if create_graph:
+            raise NotImplementedError(
+                "backward(create_graph=True): tensorlite's backward pass works on raw arrays and builds "
+                "no graph of its own, so there are no second derivatives; torch would record one"
+            )
+        if inputs is not None:
+            raise NotImplementedError(
+                "backward(inputs=...): not supported; gradients go to every leaf that requires grad "
+                "(set requires_grad=False on the others, or read the .grad you need)"
+            )
+        autograd.backward(self, gradient, bool(retain_graph))
 
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
         if self.grad_fn is not None:
             self.grad_fn._retained = self
 
-    def register_hook(self, hook) -> None:
-        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it."""
+    def register_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it.
+
+        Returns a handle: ``handle.remove()`` unregisters the hook (as torch).
+        """
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require grad")
         if self.grad_fn is not None:
-            hooks = getattr(self.grad_fn, "_hooks", None)
+            hooks = self.grad_fn.__dict__.get("_hooks")
             if hooks is None:
                 self.grad_fn._hooks = hooks = []
-            hooks.append(hook)
         else:
             if self._hooks is None:
                 self._hooks = []
-            self._hooks.append(hook)
+            hooks = self._hooks
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
 
     def _accumulate(self, g) -> None:
         if self._hooks:
@@ -190,10 +257,52 @@ class Tensor:
         else:
             self.grad.data += g
 
+    # ---- in place (trailing underscore, as torch; not recorded in the graph: see ops/inplace.py)
     def zero_(self) -> Tensor:
         """Fill with zeros in place (``x.grad.zero_()`` resets an accumulated gradient)."""
-        self.data[...] = 0
-        return self
+        return F.zero_(self)
+
+    def fill_(self, value) -> Tensor:
+        return F.fill_(self, value)
+
+    def copy_(self, src, non_blocking: bool = False) -> Tensor:
+        """Copy ``src``'s values (broadcast, cast to this dtype and device) into this tensor."""
+        return F.copy_(self, src)
+
+    def add_(self, other, alpha=1) -> Tensor:
+        return F.add_(self, other, alpha)
+
+    def sub_(self, other, alpha=1) -> Tensor:
+        return F.sub_(self, other, alpha)
+
+    def mul_(self, other) -> Tensor:
+        return F.mul_(self, other)
+
+    def div_(self, other) -> Tensor:
+        return F.div_(self, other)
+
+    def clamp_(self, min=None, max=None) -> Tensor:
+        return F.clamp_(self, min, max)
+
+    clip_ = clamp_
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        return F.masked_fill_(self, mask, value)
+
+    def addcmul_(self, tensor1, tensor2, value=1) -> Tensor:
+        return F.addcmul_(self, tensor1, tensor2, value=value)
+
+    def addcdiv_(self, tensor1, tensor2, value=1) -> Tensor:
+        return F.addcdiv_(self, tensor1, tensor2, value=value)
+
+    def lerp_(self, end, weight) -> Tensor:
+        return F.lerp_(self, end, weight)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
+        return F.normal_(self, mean, std, generator=generator)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
+        return F.uniform_(self, a, b, generator=generator)
 
     # ---- repr -------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -227,6 +336,17 @@ class Tensor:
 
     def __index__(self) -> int:
         return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        # as torch: a 0-d tensor formats like its value (f"{loss:.4f}"); others like their repr
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (F.getitem(self, i) for i in range(self.data.shape[0]))
 
     def __hash__(self) -> int:
         return id(self)
@@ -324,6 +444,9 @@ class Tensor:
     def __or__(self, other):
         return F.compare(self, other, "or")
 
+    def __xor__(self, other):
+        return F.compare(self, other, "xor")
+
     # ---- methods (PyTorch names) ------------------------------------------------------------
     def exp(self):
         return F.exp(self)
@@ -400,7 +523,39 @@ class Tensor:
         return F.reshape(self, *shape)
 
     def view(self, *shape):
-        return F.reshape(self, *shape)
+        """The same memory with a new shape; raises (as torch) where that needs a copy: use
+        ``.reshape()`` or ``.contiguous().view()`` there."""
+        return F.view(self, *shape)
+
+    def view_as(self, other):
+        return F.view(self, *other.shape)
+
+    def reshape_as(self, other):
+        return F.reshape(self, *other.shape)
+
+    def t(self):
+        """Transpose a 2-D tensor (0-D and 1-D come back as they are, as torch)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor with <= 2 dimensions, got {self.ndim}; use .transpose(d0, d1)")
+        return self if self.ndim < 2 else F.transpose(self, 0, 1)
+
+    def repeat(self, *sizes):
+        return F.repeat(self, *sizes)
+
+    def repeat_interleave(self, repeats, dim=None):
+        return F.repeat_interleave(self, repeats, dim)
+
+    def unbind(self, dim: int = 0):
+        return F.unbind(self, dim)
+
+    def ndimension(self) -> int:
+        return self.data.ndim
+
+    def nelement(self) -> int:
+        return int(self.data.size)
+
+    def element_size(self) -> int:
+        return int(self.data.dtype.itemsize)
 
     def transpose(self, dim0: int, dim1: int):
         return F.transpose(self, dim0, dim1)
@@ -437,20 +592,44 @@ class Tensor:
     def chunk(self, chunks: int, dim: int = 0):
         return F.chunk(self, chunks, dim)
 
-    def masked_fill(self, mask, value):
-        return F.masked_fill(self, mask, value)
-
     def tril(self, diagonal: int = 0):
         return F.tril(self, diagonal)
 
     def triu(self, diagonal: int = 0):
         return F.triu(self, diagonal)
 
-    def softmax(self, dim: int):
-        return F.softmax(self, dim)
+    def softmax(self, dim: int, dtype=None):
+        return F.softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim: int):
-        return F.log_softmax(self, dim)
+    def log_softmax(self, dim: int, dtype=None):
+        return F.log_softmax(self, dim, dtype=dtype)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        return F.topk(self, k, dim, largest, sorted)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return F.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return F.argsort(self, dim, descending, stable)
+
+    def multinomial(self, num_samples: int, replacement: bool = False):
+        return F.multinomial(self, num_samples, replacement)
+
+    def cumsum(self, dim: int, dtype=None):
+        return F.cumsum(self, dim, dtype)
+
+    def neg(self):
+        return F.neg(self)
+
+    def square(self):
+        return F.mul(self, self)
+
+    def where(self, condition, other):
+        return F.where(condition, self, other)
+
+    def masked_fill(self, mask, value):
+        return F.masked_fill(self, mask, value)
 
     def matmul(self, other):
         return F.matmul(self, other)
@@ -482,6 +661,46 @@ class Tensor:
 
 def _is_float(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
+
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+               "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+def parse_to_args(op: str, args: tuple, kwargs: dict):
+    """``(device, dtype)`` from torch's ``.to(...)`` forms: ``(dtype)``, ``(device)``,
+    ``(device, dtype)``, ``(tensor)``, and the keywords ``device=``, ``dtype=``, ``non_blocking=``,
+    ``copy=`` (the last two accepted and ignored). Either may be None (unchanged)."""
+    unknown = set(kwargs) - {"device", "dtype", "non_blocking", "copy", "memory_format"}
+    if unknown:
+        raise TypeError(f"{op}: unexpected keyword argument(s) {sorted(unknown)}")
+    device, dtype = kwargs.get("device"), kwargs.get("dtype")
+    if len(args) > 2:
+        raise TypeError(f"{op}: expected at most (device, dtype) positionally, got {len(args)} arguments")
+    if args and isinstance(args[0], Tensor):
+        if len(args) > 1:
+            raise TypeError(f"{op}: to(other) takes no further positional arguments")
+        return args[0].device, args[0].dtype
+    for a in args:
+        if a is None:
+            continue
+        if isinstance(a, (str, Device)):
+            if device is not None:
+                raise TypeError(f"{op}: device given twice")
+            device = a
+        else:
+            try:
+                a = np.dtype(a)
+            except TypeError:
+                raise TypeError(
+                    f"{op}: expected a device ('cpu', 'cuda'), a dtype (tl.float32, ...) or a tensor, "
+                    f"got {a!r}"
+                ) from None
+            if dtype is not None:
+                raise TypeError(f"{op}: dtype given twice")
+            dtype = a
+    return (get_device(device) if device is not None else None), (np.dtype(dtype) if dtype is not None else None)
 
 
 # autograd and functional are imported before this class exists; hand it to them once.

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tensorlite import cli
+from tensorlite._docs import DOCS_URL
 from tensorlite.debug import Probes, WriteDashboard, dashboard, render_dashboard
 from tensorlite.train import TrainConfig, train
 
@@ -71,7 +72,11 @@ def test_train_writes_the_dashboard_at_the_end(runs):
 
 def test_self_contained_no_network(runs):
     html = dashboard(runs[1], reference=runs[0]).read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    # nothing is loaded from anywhere; the only addresses are the docs links the reader may follow
+    assert not re.search(r"""src\s*=\s*["']?(https?:)?//""", html)
+    links = re.findall(r"""<a href="([^"]*)">""", html)
+    assert links and all(u.startswith(DOCS_URL + "debug/diagnose/#") for u in links), links
+    assert not re.search(r"""href\s*=\s*["']?(https?:)?//""", re.sub(r'<a href="[^"]*">', "", html))
     assert "<link" not in html and "<script src" not in html and "@import" not in html
     assert "url(" not in html
     assert html.count("<svg") == 6

@@ -230,3 +230,48 @@ def test_checker_wants_a_reason_for_skips(marker):
 
 def test_checker_reports_unparseable_page():
     assert "cannot parse" in problems("# P\n\n```python\nx = 1\n")[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# collapsed reveals and output blocks
+# ------------------------------------------------------------------------------------------------
+def headings_in_collapsed_blocks(text: str) -> list[str]:
+    """Headings inside a ``???`` (collapsed) block: the table of contents would list them, and a
+    lab's answers would show in the sidebar before the reader opens the reveal."""
+    found, inside = [], None
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"^(\s*)\?\?\?\+?\s", line)
+        if m:
+            inside = len(m.group(1))
+            continue
+        if inside is not None and line.strip() and len(line) - len(line.lstrip()) <= inside:
+            inside = None
+        if inside is not None and re.match(r"^\s*#{1,6}\s", line):
+            found.append(f"line {n}: heading inside a collapsed block: {line.strip()}")
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_no_heading_inside_a_collapsed_block(page):
+    found = headings_in_collapsed_blocks(page.read_text(encoding="utf-8"))
+    assert not found, f"{page.relative_to(ROOT)}:\n" + "\n".join(found)
+
+
+def test_the_collapsed_block_checker():
+    page = '# P\n\n??? note "Reveal"\n    text\n\n    ### The answer\n\n## After\n\n```python\n# a comment\n```\n'
+    assert headings_in_collapsed_blocks(page) == ["line 6: heading inside a collapsed block: ### The answer"]
+
+
+def test_output_blocks_get_a_label_and_lose_the_copy_button_at_build_time_only():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("output_blocks", ROOT / "docs" / "_hooks" / "output_blocks.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = ("```python\nprint(1)\n```\n\n<!--pytest-codeblocks:expected-output-->\n\n```\n1\n```\n\n"
+            "=== \"tab\"\n\n    ```python\n    print(2)\n    ```\n\n    <!--pytest-codeblocks:expected-output-->\n"
+            "    ```\n    2\n    ```\n\n```text\nnot an output\n```\n")
+    built = hook.on_page_markdown(page, None, None, None)
+    assert built.count(hook.ATTRS) == 2 and "    ``` " + hook.ATTRS in built
+    assert "```python\nprint(1)" in built and "```text\nnot an output" in built
+    assert problems(page) == []  # the source is what pytest-codeblocks collects, untouched

@@ -18,12 +18,12 @@ PKG = Path(__file__).resolve().parents[1] / "tensorlite"
 # one-liners into functional, which reaches the Tensor class through a binding tensor.py sets),
 # and the small leaf modules sit where their imports put them.
 LAYERS = [
-    {"_version", "backend", "options"},
-    {"autograd", "random", "kernels"},
-    {"functional"},
+    {"_version", "_docs", "backend", "options"},
+    {"autograd", "random", "kernels", "amp", "cuda"},
+    {"functional", "ops"},
     {"tensor"},
     {"creation", "gradcheck", "checkpoint", "runlog", "generate"},
-    {"nn", "optim", "data"},
+    {"nn", "optim", "data", "utils"},
     {"faults"},
     {"train"},
     {"debug"},

@@ -284,10 +284,12 @@ def test_swiglu_and_mlp_match_torch(rng):
 
 def test_gelu_module_and_dropout():
     x = tl.randn(1000, dtype=tl.float64)
+    # the default is torch's: exact (erf); the tanh formula is opt-in, as torch.nn.GELU(approximate="tanh")
+    np.testing.assert_allclose(nn.GELU()(x).numpy(), TF.gelu(torch.tensor(x.numpy())).numpy(), atol=1e-10)
     np.testing.assert_allclose(
-        nn.GELU()(x).numpy(), TF.gelu(torch.tensor(x.numpy()), approximate="tanh").numpy(), atol=1e-12
+        nn.GELU("tanh")(x).numpy(), TF.gelu(torch.tensor(x.numpy()), approximate="tanh").numpy(), atol=1e-12
     )
-    np.testing.assert_allclose(nn.GELU("none")(x).numpy(), TF.gelu(torch.tensor(x.numpy())).numpy(), atol=1e-10)
+    assert nn.GELU().approximate == torch.nn.GELU().approximate == "none"
     drop = nn.Dropout(0.25)
     y = drop(tl.ones(20000)).numpy()
     assert abs((y == 0).mean() - 0.25) < 0.02 and np.allclose(y[y != 0], 1 / 0.75)

@@ -140,7 +140,7 @@ def test_metrics_records_schedule_and_clipping(tmp_path, corpus):
     res = train(tiny(tmp_path, corpus, steps=12, warmup=4, lr=2e-3, lr_min=2e-4, clip=0.5, eval_interval=5))
     recs = read_metrics(res.metrics_path)
     assert recs[0]["event"] == "start" and recs[0]["vocab_size"] == VOCAB
-    assert 0 < recs[0]["unigram_entropy"] < math.log(VOCAB)
+    assert 0 < recs[0]["bigram_entropy"] < recs[0]["unigram_entropy"] < math.log(VOCAB)
     steps = [r for r in recs if "event" not in r]
     assert [r["step"] for r in steps] == list(range(12))
     for r in steps:

@@ -3,6 +3,7 @@ reference run, each with its metrics, config and six-panel dashboard.
 
     python examples/break_it/run.py            # under a minute on 2 idle cores
     python examples/break_it/run.py --quick --out /tmp/lab   # a smoke test: a few steps each
+    python examples/break_it/run.py --render-only    # redraw the dashboards and screenshots, no training
 
 Each broken run is the healthy configuration (``BASE``) with one fault of the course page
 switched on by name. The folder names say nothing about which: the dashboards of the mystery
@@ -108,14 +109,17 @@ def dashboards(lab: Path) -> dict:
 
 
 def regenerate(out: Path, *, quick: bool = False, jobs: int = 2, docs: Path | None = None,
-               screenshots: bool = False) -> dict:
-    """Train the reference and the three broken runs (``jobs`` at a time), write the dashboards,
-    screenshot them into ``docs`` (when given). Returns ``{name: seconds}`` and prints progress."""
+               screenshots: bool = False, render_only: bool = False) -> dict:
+    """Train the reference and the three broken runs (``jobs`` at a time; none with
+    ``render_only``), write the dashboards, screenshot them into ``docs`` (when given). Returns
+    ``{name: seconds}`` and prints progress."""
     out.mkdir(parents=True, exist_ok=True)
     names = [REFERENCE, *RUNS]
     times = {}
     t0 = time.perf_counter()
-    if jobs > 1:
+    if render_only:
+        results = []
+    elif jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(_train_one, names, [str(out)] * len(names), [quick] * len(names)))
     else:
@@ -141,6 +145,8 @@ def main(argv=None) -> dict:
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2: one per core)")
     p.add_argument("--no-docs", action="store_true", help="do not write screenshots of the dashboards to docs/labs/break-it/")
     p.add_argument("--no-screenshots", action="store_true", help="do not render the dashboards' PNGs for the docs")
+    p.add_argument("--render-only", action="store_true",
+                   help="no training: redraw the dashboards (and screenshots) from the runs' metrics")
     args = p.parse_args(argv)
     if args.out is None:
         if args.quick:
@@ -151,7 +157,8 @@ def main(argv=None) -> dict:
     else:
         out, docs = Path(args.out), None
     shots = docs is not None and not args.no_screenshots and shutil.which("chromedriver") is not None
-    return regenerate(out, quick=args.quick, jobs=max(1, args.jobs), docs=docs, screenshots=shots)
+    return regenerate(out, quick=args.quick, jobs=max(1, args.jobs), docs=docs, screenshots=shots,
+                      render_only=args.render_only)
 
 
 if __name__ == "__main__":

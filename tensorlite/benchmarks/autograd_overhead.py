@@ -16,6 +16,7 @@ comes from the code or from the machine's load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import statistics
@@ -53,6 +54,23 @@ def chain(x, w, n_ops, kinds=("mul", "add", "tanh")):
     return h.sum()
 
 
+@contextlib.contextmanager
+def _torch_threads(n):
+    """torch's intra-op pool at ``n`` threads for the benchmark, and the caller's count back after
+    it (a test process that runs this must not leave its later torch code on other threads)."""
+    if n is None:
+        yield
+        return
+    import torch  # noqa: PLC0415  (optional)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _library_steps(xa, wa, n_ops, kinds, with_torch: bool) -> dict:
     """Library name -> a function running one forward + backward; both checked to agree."""
     tx, tw = tl.tensor(xa, requires_grad=True), tl.tensor(wa, requires_grad=True)
@@ -66,7 +84,6 @@ def _library_steps(xa, wa, n_ops, kinds, with_torch: bool) -> dict:
         return steps
     import torch  # noqa: PLC0415  (optional)
 
-    torch.set_num_threads(os.cpu_count() or 1)
     px, pw = torch.tensor(xa, requires_grad=True), torch.tensor(wa, requires_grad=True)
 
     def step_torch():
@@ -102,17 +119,17 @@ def run(args) -> dict[str, float]:
     rng = np.random.default_rng(0)
     xa = rng.standard_normal((args.size, args.size)).astype(np.float32)
     wa = (0.5 * rng.standard_normal((args.size, args.size))).astype(np.float32)
-    steps = _library_steps(xa, wa, n_ops, kinds, with_torch)
-
-    for _ in range(5):  # warm-up: allocator caches, first-call paths
-        for step in steps.values():
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            t0 = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - t0)
+    with _torch_threads(threads if with_torch else None):
+        steps = _library_steps(xa, wa, n_ops, kinds, with_torch)
+        for _ in range(5):  # warm-up: allocator caches, first-call paths
+            for step in steps.values():
+                step()
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(args.repeats):
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) / total_ops * 1e6 for k, v in times.items()}
     best = {k: min(v) / total_ops * 1e6 for k, v in times.items()}
 

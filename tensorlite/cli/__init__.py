@@ -1,4 +1,4 @@
-"""The ``tensorlite`` command: train | generate | doctor | dashboard | attention | bench (one module each)."""
+"""The ``tensorlite`` command: train | generate | embeddings | doctor | dashboard | attention | bench (one module each)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .._version import __version__
-from . import attention, bench, dashboard, doctor, generate, train
+from . import attention, bench, dashboard, doctor, embeddings, generate, train
 from .errors import CLIError, one_line
 
 __all__ = ["CLIError", "build_parser", "main", "one_line"]
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tensorlite", description="Train, sample and debug small GPTs built on tensorlite.")
     parser.add_argument("--version", action="version", version=f"tensorlite {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (train, generate, doctor, dashboard, attention, bench):
+    for command in (train, generate, embeddings, doctor, dashboard, attention, bench):
         command.add_parser(subparsers)
     return parser
 

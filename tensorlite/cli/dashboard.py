@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._docs import docs_url
 from ..debug.dashboard import dashboard
 from ..debug.diagnose import diagnose
 from ..debug.metrics import resolve_metrics_path
@@ -19,7 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Write RUN_DIR/dashboard.html from RUN_DIR/metrics.jsonl: loss, learning rate, gradient norm "
             "before and after clipping, activation RMS per layer, spectral norms, dead units and heads, "
-            "with the diagnosis on top. One file, no network needed to open it. See docs/debug/dashboard.md."
+            f"with the diagnosis on top. One file, no network needed to open it. See {docs_url('debug/dashboard.md')}"
         ),
     )
     p.add_argument("run", metavar="RUN_DIR", help="a run directory (or its metrics.jsonl)")

@@ -9,13 +9,19 @@ from ..backend import get_device
 from ..checkpoint import CheckpointError
 from ..train import load_run, sample_text
 from .errors import CLIError, one_line
+from .interactive import InteractiveSession, Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "generate",
         help="sample text from a trained run",
-        description="Load RUN_DIR/checkpoint and continue --prompt (printed with the continuation).",
+        description=(
+            "Load RUN_DIR/checkpoint and continue --prompt (printed with the continuation). With "
+            "--interactive, read prompts line by line instead; /temp, /topk, /topp, /tokens, /penalty "
+            "and /seed change the sampling settings (the flags set their starting values), /config "
+            "shows them, /help lists the commands, /quit or Ctrl-D leaves."
+        ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `tensorlite train`")
     p.add_argument("--prompt", default="def ", help="text to continue (default: 'def ')")
@@ -27,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each token")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default: cpu)")
+    p.add_argument("-i", "--interactive", action="store_true", help="a prompt loop with /commands for the settings")
     p.set_defaults(func=run)
     return p
 
@@ -47,6 +54,17 @@ def run(args) -> int:
         model, tokenizer, config = load_run(args.run_dir, device=args.device)
     except (FileNotFoundError, NotADirectoryError, CheckpointError, ValueError, RuntimeError) as e:
         raise CLIError(one_line(e)) from None
+    if args.interactive:
+        settings = Settings(args.temperature, args.top_k, args.top_p, args.max_new_tokens,
+                            args.repetition_penalty, args.seed)
+
+        def generate_text(prompt, s):
+            tokenizer.encode(prompt)  # a ValueError names the characters it does not know
+            return sample_text(model, tokenizer, prompt, s.max_new_tokens, temperature=s.temperature,
+                               top_k=s.top_k, top_p=s.top_p, repetition_penalty=s.repetition_penalty,
+                               seed=s.seed, use_cache=not args.no_cache)
+
+        return InteractiveSession(generate_text, settings).run()
     if not args.prompt:
         raise CLIError("--prompt must not be empty")
     try:

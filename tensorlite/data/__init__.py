@@ -2,6 +2,7 @@
 
 from .batching import TokenBatcher
 from .corpus import corpus_files, default_corpus, describe_default_corpus, load_corpus
+from .entropy import bigram_entropy, unigram_entropy
 from .tokenizers import (
     SPLIT_PATTERN,
     BPETokenizer,
@@ -23,4 +24,6 @@ __all__ = [
     "load_corpus",
     "load_tokenizer",
     "tokenizer_from_dict",
+    "bigram_entropy",
+    "unigram_entropy",
 ]

@@ -2,90 +2,61 @@
 
 ``diagnose(metrics)`` reads what a run logged (loss, val loss, learning rate, gradient norms and,
 on probe steps, activation RMS and dead heads) and returns a :class:`Diagnosis`: a list of named
-findings, each with the numbers that support it, or "healthy" when no rule fires. The rules and
-their thresholds are in :class:`Thresholds`; docs/debug/diagnose.md lists the measurements that
-set them.
+findings, each with the numbers that support it, or "healthy" when no rule fires.
+
+Each rule is one small function registered with :func:`rule`, in priority order (the first finding
+is the primary diagnosis). A rule reads a :class:`Run` (the series and the quantities every rule
+shares, computed once) and the findings of the rules before it, and returns a :class:`Finding`
+or None. The thresholds are fields of :class:`Thresholds`; the docs page (debug/diagnose.md)
+shows the measurements that set them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._docs import docs_url
 from .metrics import Metrics, load_metrics
 
-__all__ = ["diagnose", "Diagnosis", "Finding", "Thresholds", "FAILURES"]
+__all__ = ["diagnose", "Diagnosis", "Finding", "Run", "Rule", "RULES", "Thresholds", "FAILURES", "rule"]
 
-DOC = "docs/debug/diagnose.md"
-
-# name -> (title, hint, anchor); in priority order: the first finding is the primary diagnosis.
-FAILURES = {
-    "bad_init": (
-        "Bad initialisation",
-        "weights start far too large: check the init std (e.g. 0.02, projections scaled by 1/sqrt(2*n_layers))",
-        "bad-initialisation",
-    ),
-    "impossible_loss": (
-        "Loss above ln(vocab)",
-        "a cross-entropy above ln(V) means worse than uniform guessing: a bug (labels, loss, residual, norm), not bad luck",
-        "loss-above-lnvocab",
-    ),
-    "broken_causal_mask": (
-        "Broken causal mask",
-        "train and val loss fall below the data's entropy together: the model sees the future; run the doctor's causal_leak check",
-        "broken-causal-mask",
-    ),
-    "missing_warmup": (
-        "Missing warmup",
-        "the LR starts at lr_max and the gradient norm spikes in the first steps: configure warmup (e.g. 5-10% of steps)",
-        "missing-warmup",
-    ),
-    "divergence": (
-        "Divergence to NaN",
-        "the loss went non-finite after training started: lower the LR, clip gradients, look for a NaN source with detect_anomaly()",
-        "divergence-to-nan",
-    ),
-    "stuck_at_uniform": (
-        "Nothing learned",
-        "the loss stays at ln(V) (uniform guessing): a bug (no gradient reaches the weights, labels misaligned), not a small model",
-        "nothing-learned",
-    ),
-    "clipping_too_often": (
-        "Clipping on most steps",
-        "the gradient is clipped on more than half of the steps: the LR is too high (or the clip threshold too low)",
-        "clipping-on-most-steps",
-    ),
-    "lr_too_low": (
-        "Plateau: LR too low",
-        "the loss barely moves and updates are tiny relative to the weights: raise the LR",
-        "plateau-lr-too-low",
-    ),
-}
+DOC_PAGE = "debug/diagnose.md"
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """The numbers the rules compare against (docs/debug/diagnose.md shows the measurements)."""
 
-    # bad init: residual-stream RMS at the first probe step above this is far from a healthy scale
+    # "above ln V": more than max(margin_abs, margin_rel * ln V) nats above a uniform guess
+    margin_abs: float = 0.5
+    margin_rel: float = 0.05
+    # bad init: residual-stream RMS at the first probe step above this is far from a healthy scale ...
     act_rms_bad: float = 20.0
-    # ... or a first loss this far above ln(V) followed by NaN within `early_nan_steps`
+    # ... or a first loss above ln V followed by NaN within `early_nan_steps`
     early_nan_steps: int = 50
-    # impossible loss: finite loss above ln(V) + max(abs, rel * ln V)
-    ceiling_abs: float = 0.5
-    ceiling_rel: float = 0.05
-    # missing warmup: first LR at least this fraction of the run's max LR ...
-    warmup_lr_frac: float = 0.5
-    # ... and early trouble within `spike_window` steps: a grad-norm spike (a step's norm over
-    # `spike_ratio` x the median of the `spike_context` steps before it) or the loss rising
-    # `loss_rise` (relative) above its running minimum
-    spike_ratio: float = 2.5
+    # loss spike: a train loss over `spike_ratio` x the median of the `spike_context` losses before
+    # it, and at least `spike_abs` nats above that median (batch noise of the tiny runs in the
+    # tests stays under 1.3x)
+    spike_ratio: float = 1.5
+    spike_abs: float = 0.5
     spike_context: int = 5
-    spike_window: int = 20
+    # missing warmup: first LR at least this fraction of the run's max LR, and the loss climbing
+    # `loss_rise` (relative) above its running minimum within the first `warmup_window` steps
+    warmup_lr_frac: float = 0.5
+    warmup_window: int = 20
     loss_rise: float = 0.15
-    # broken mask: final train and val loss both below floor_frac * data entropy, and never a
+    # overfitting: the last validation losses (median of `val_tail`) at least max(overfit_abs,
+    # overfit_rel * best) above the best one, while the train loss kept falling, with train at
+    # least `overfit_gap` below val at the end
+    overfit_abs: float = 0.1
+    overfit_rel: float = 0.05
+    overfit_gap: float = 0.3
+    val_tail: int = 3
+    # broken mask: final train and val loss both below floor_frac * unigram entropy, and never a
     # floor above `floor_cap` nats: the unigram entropy bounds the loss from *above* (a model that
     # ignores context gets it), so a real model trained long enough goes well below it; a cap that
     # real text (entropy rate > 0.5 nats per character) keeps a healthy long run out ...
@@ -93,13 +64,20 @@ class Thresholds:
     floor_cap: float = 0.5
     # ... (the floor when the log holds no entropy figure) ...
     floor_abs: float = 0.3
-    # ... and within this of each other (relative to the entropy floor)
+    # ... and within this of each other (relative to the floor)
     gap_frac: float = 0.5
     # dead heads making the mask diagnosis "high confidence"
     dead_heads_frac: float = 0.25
-    # stuck: final loss within this fraction of ln(V) after at least `min_steps` steps
+    # stuck at ln V / at the unigram entropy: the final loss within this fraction of the reference
+    # after at least `min_steps` steps ...
     stuck_frac: float = 0.05
     min_steps: int = 50
+    # ... (for the unigram entropy: at least `unigram_min_steps`, the loss flat over the second
+    # half of the run, and data whose bigram entropy is `context_gain` below its unigram entropy,
+    # so that context has something to give)
+    unigram_min_steps: int = 200
+    flat_improve: float = 0.03
+    context_gain: float = 0.1
     # clipping on more than this fraction of steps, judged after the early phase (the first
     # `clip_skip_steps` steps or `clip_skip_frac` of the run, whichever is longer, when gradients
     # at init are large anyway) and only on at least `clip_min_steps` steps
@@ -108,8 +86,8 @@ class Thresholds:
     clip_skip_steps: int = 50
     clip_min_steps: int = 20
     # ... with the median pre-clip norm on those steps above this multiple of the threshold: a clip
-    # that trims norms of 1.4x (AdamW barely notices: it rescales per parameter anyway) is not an
-    # LR problem; one that cuts 2x or more off every step is
+    # that trims norms of 1.4x is routine; one that cuts 2x or more off every step has stopped
+    # telling a spike from an ordinary step
     clip_over: float = 2.0
     # plateau: relative loss improvement below this and median update ratio below `update_low`
     plateau_improve: float = 0.1
@@ -128,7 +106,7 @@ class Finding:
     doc_url: str
 
     def __str__(self) -> str:
-        return f"{self.title} [{self.name}]: {self.evidence}\n  hint: {self.hint}"
+        return f"{self.title} [{self.name}]: {self.evidence}\n  hint: {self.hint}\n  docs: {self.doc_url}"
 
 
 @dataclass
@@ -167,6 +145,9 @@ class Diagnosis:
         return f"Diagnosis(name={self.name!r}, findings={self.names})"
 
 
+# ------------------------------------------------------------------------------------------------
+# what the rules read
+# ------------------------------------------------------------------------------------------------
 def _g(x, nd=3):
     """A number for evidence text: 3 significant digits, stable across platforms."""
     if x is None:
@@ -184,208 +165,407 @@ def _tail_median(vals, frac=0.1, at_least=3):
     return float(np.median(v[-n:]))
 
 
-def _finding(name, severity, evidence) -> Finding:
-    title, hint, anchor = FAILURES[name]
-    return Finding(name, title, severity, evidence, hint, f"{DOC}#{anchor}")
+@dataclass
+class Run:
+    """A run's metrics as the rules read them: the series, and the quantities several rules share."""
+
+    m: Metrics
+    th: Thresholds
+    vocab_size: int | None
+    unigram: float | None
+    bigram: float | None
+
+    def __post_init__(self) -> None:
+        m, th = self.m, self.th
+        self.steps, self.loss = m.series("loss")
+        self.vsteps, self.vloss = m.series("val_loss")
+        self.lsteps, self.lr = m.series("lr")
+        self.gsteps, self.gnorm = m.series("grad_norm")
+        self.ln_v = math.log(self.vocab_size) if self.vocab_size else None
+        # "above ln V": by more than a margin (batch noise at init is a few hundredths)
+        self.uniform_bar = (None if self.ln_v is None
+                            else self.ln_v + max(th.margin_abs, th.margin_rel * self.ln_v))
+        self.n = len(self.steps)
+        self.nan_step = m.nan_step
+        self.first_loss = float(self.loss[0]) if self.n else float("nan")
+        self.final = _tail_median(self.loss) if self.n else float("nan")
+        ok = np.isfinite(self.vloss)
+        self.final_val = float(self.vloss[ok][-1]) if ok.any() else None
+        self.span = float(self.steps[-1] - self.steps[0]) if self.n > 1 else 0.0
+        self.facts: dict = {
+            "steps": self.n, "vocab_size": self.vocab_size,
+            "ln_vocab": None if self.ln_v is None else round(self.ln_v, 4),
+            "unigram_entropy": self.unigram, "bigram_entropy": self.bigram,
+            "first_loss": round(self.first_loss, 4) if self.n else None, "nan_step": self.nan_step,
+            "final_loss": None if math.isnan(self.final) else round(self.final, 4),
+            "final_val_loss": None if self.final_val is None else round(self.final_val, 4),
+        }
+
+    @property
+    def finite_run(self) -> bool:
+        return self.nan_step is None and math.isfinite(self.final)
+
+    def lr_at(self, step) -> float | None:
+        i = np.searchsorted(self.lsteps, step)
+        return float(self.lr[i]) if i < self.lr.size and self.lsteps[i] == step else None
+
+    def first_probe_rms(self):
+        """(step, max residual-stream RMS over blocks) at the first probe step, or None."""
+        for r in self.m.rows:
+            a = r.get("act_rms")
+            if isinstance(a, dict) and a:
+                vals = [v for k, v in a.items() if k.startswith("blocks")] or list(a.values())
+                finite = [float(v) for v in vals if v is not None and math.isfinite(float(v))]
+                return r["step"], (max(finite) if finite else float("inf"))
+        return None
+
+    def dead_heads(self):
+        """(dead, total) at the last probe step holding a count, or None."""
+        for r in reversed(self.m.rows):
+            if r.get("dead_heads") is not None and r.get("n_heads_total"):
+                return int(r["dead_heads"]), int(r["n_heads_total"])
+        return None
+
+    def update_ratio_median(self):
+        ur = self.m.dict_series("update_ratio")
+        if not ur:
+            return None
+        return float(np.nanmedian(np.concatenate([v for _, v in ur.values()])))
+
+    def went_above_uniform_later(self, steps, vals):
+        """(step, value) of the largest loss above ln V after the series had been below it."""
+        if self.uniform_bar is None:
+            return None
+        below = False
+        best = None
+        for s, v in zip(steps, vals):
+            if not math.isfinite(v):
+                continue
+            if v < self.uniform_bar:
+                below = True
+            elif below and (best is None or v > best[1]):
+                best = (int(s), float(v))
+        return best
 
 
-def _early_spike(steps, g, th):
-    """(step, norm, ratio) of the largest grad-norm spike in the first ``spike_window`` steps."""
+# ------------------------------------------------------------------------------------------------
+# the rules, in priority order
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """A named check: ``check(run, found) -> Finding | None`` (``found``: name -> Finding so far)."""
+
+    name: str
+    title: str
+    severity: str
+    hint: str
+    anchor: str
+    check: Callable
+
+    @property
+    def doc_url(self) -> str:
+        return docs_url(DOC_PAGE, self.anchor)
+
+    def finding(self, evidence: str, severity: str | None = None) -> Finding:
+        return Finding(self.name, self.title, severity or self.severity, evidence, self.hint, self.doc_url)
+
+
+#: name -> Rule, in priority order (the first finding is the primary diagnosis).
+RULES: dict = {}
+
+
+def rule(name: str, title: str, severity: str, hint: str, anchor: str):
+    """Register ``fn(run, found, rule) -> Finding | None`` as the rule ``name`` (after the others)."""
+
+    def register(fn):
+        RULES[name] = Rule(name, title, severity, hint, anchor, lambda run, found: fn(run, found, RULES[name]))
+        return fn
+
+    return register
+
+
+@rule("bad_init", "Bad initialisation", "error",
+      "weights start far too large: check the init std (e.g. 0.02, projections scaled by 1/sqrt(2*n_layers))",
+      "bad-initialisation")
+def _bad_init(run: Run, found, r: Rule):
+    rms0 = run.first_probe_rms()
+    run.facts["act_rms_first"] = None if rms0 is None else round(rms0[1], 4)
+    if rms0 is not None and rms0[1] > run.th.act_rms_bad:
+        ev = f"residual-stream RMS {_g(rms0[1])} at step {rms0[0]} (healthy < {_g(run.th.act_rms_bad)})"
+        if run.nan_step is not None:
+            ev += f"; loss NaN at step {run.nan_step}"
+        return r.finding(ev)
+    early_nan = run.nan_step is not None and run.nan_step - run.steps[0] <= run.th.early_nan_steps
+    if early_nan and run.uniform_bar is not None and math.isfinite(run.first_loss) \
+            and run.first_loss > run.uniform_bar:
+        return r.finding(f"first loss {_g(run.first_loss)} > ln(V) = {_g(run.ln_v)} and NaN at step {run.nan_step}")
+    return None
+
+
+@rule("high_initial_loss", "Loss above ln(V) at initialisation", "error",
+      "before any update a model should guess almost uniformly (loss near ln V); far above it is a bug in the "
+      "scale of the logits: weights initialised too large (e.g. an N(0, 1) embedding reused as the output layer), "
+      "a wrong scale factor, a residual stream that grows without its norms",
+      "loss-above-lnv-at-initialisation")
+def _high_initial_loss(run: Run, found, r: Rule):
+    if run.uniform_bar is None or not math.isfinite(run.first_loss) or run.first_loss <= run.uniform_bar:
+        return None
+    return r.finding(f"loss {_g(run.first_loss)} at step {int(run.steps[0])} > ln({run.vocab_size}) = "
+                     f"{_g(run.ln_v)}")
+
+
+@rule("divergence", "Divergence to NaN", "error",
+      "the loss went non-finite after training started: lower the LR, clip gradients, look for a NaN source "
+      "with detect_anomaly()",
+      "divergence-to-nan")
+def _divergence(run: Run, found, r: Rule):
+    if run.nan_step is None or "bad_init" in found:
+        return None
+    finite = np.isfinite(run.loss)
+    best = float(np.min(run.loss[finite])) if finite.any() else float("nan")
+    return r.finding(f"loss non-finite at step {run.nan_step} (best finite loss {_g(best)})")
+
+
+@rule("loss_spike", "Loss spike: unstable training", "warning",
+      "the loss jumped far above its recent level: the LR is too high for this model (the stable LR falls "
+      "as models grow), the warmup too short, or a bad batch; lower the LR, warm up, keep clipping on",
+      "loss-spike-unstable-training")
+def _loss_spike(run: Run, found, r: Rule):
+    th, loss, steps = run.th, run.loss, run.steps
+    # a model that started far above ln V jumps around up there: its init is the finding, not this
+    bad_start = bool(found.keys() & {"bad_init", "high_initial_loss"}) and run.uniform_bar is not None
     best = None
-    for i in range(1, len(g)):
-        if steps[i] > steps[0] + th.spike_window:
-            break
-        prev = g[max(0, i - th.spike_context):i]
+    for i in range(1, run.n):
+        prev = loss[max(0, i - th.spike_context):i]
         prev = prev[np.isfinite(prev)]
-        if prev.size and np.isfinite(g[i]):
-            r = float(g[i] / np.median(prev)) if np.median(prev) > 0 else float("inf")
-            if r > th.spike_ratio and (best is None or r > best[2]):
-                best = (int(steps[i]), float(g[i]), r)
-    return best
+        if not prev.size or not math.isfinite(loss[i]):
+            continue
+        base = float(np.median(prev))
+        if bad_start and base > run.uniform_bar:
+            continue
+        if base > 0 and loss[i] > th.spike_ratio * base and loss[i] - base > th.spike_abs \
+                and (best is None or loss[i] - base > best[1] - best[2]):
+            best = (int(steps[i]), float(loss[i]), base)
+    if best is None:
+        return None
+    step, value, base = best
+    lr = run.lr_at(step)
+    ev = f"loss {_g(value)} at step {step}, {_g(value / base, 2)} x the median {_g(base)} of the steps before"
+    if lr is not None:
+        ev += f", at LR {_g(lr)}"
+    above = run.uniform_bar is not None and value > run.uniform_bar
+    if above:
+        ev += f"; above ln({run.vocab_size}) = {_g(run.ln_v)} after training started: worse than guessing, no bug needed"
+    return r.finding(ev, "error" if above else None)
 
 
-def _early_rise(steps, loss, th):
-    """(step, loss, running min) where the loss first climbs ``loss_rise`` above its running min."""
-    lo = float("inf")
-    for s, v in zip(steps, loss):
-        if s > steps[0] + th.spike_window:
+@rule("missing_warmup", "Missing warmup", "error",
+      "the LR starts at lr_max and the loss climbs back up in the first steps (a V on the loss panel): Adam's "
+      "first update moves every weight by about lr at once; ramp the LR up (warmup over e.g. 5-10% of steps)",
+      "missing-warmup")
+def _missing_warmup(run: Run, found, r: Rule):
+    th = run.th
+    if not run.lr.size or not np.nanmax(run.lr) > 0:
+        return None
+    lr0, lr_max = float(run.lr[0]), float(np.nanmax(run.lr))
+    run.facts.update(lr_first=lr0, lr_max=lr_max)
+    if lr0 < th.warmup_lr_frac * lr_max:
+        return None
+    lo, rise = float("inf"), None
+    for s, v in zip(run.steps, run.loss):
+        if s > run.steps[0] + th.warmup_window:
             break
         if not math.isfinite(v):
             continue
         if v > lo * (1 + th.loss_rise):
-            return int(s), float(v), lo
+            rise = (int(s), float(v), lo)
+            break
         lo = min(lo, float(v))
-    return None
+    run.facts["early_loss_rise"] = rise
+    if rise is None:
+        return None
+    return r.finding(f"LR {_g(lr0)} at step {int(run.lsteps[0])} = {_g(lr0 / lr_max, 2)} x lr_max; loss back up "
+                     f"to {_g(rise[1])} at step {rise[0]} from {_g(rise[2])}")
 
 
-def _block_rms(m: Metrics):
-    """(step, max residual-stream RMS over blocks) at the first probe step, or None."""
-    for r in m.rows:
-        a = r.get("act_rms")
-        if isinstance(a, dict) and a:
-            vals = [float(v) for k, v in a.items() if k.startswith("blocks")] or [float(v) for v in a.values()]
-            vals = [v if v is not None else float("nan") for v in vals]
-            finite = [v for v in vals if math.isfinite(v)]
-            return r["step"], (max(finite) if finite else float("inf"))
-    return None
+@rule("overfitting", "Overfitting: the model memorises", "warning",
+      "validation loss rising while training loss falls: the model learns the training text by heart; keep the "
+      "checkpoint with the lowest val loss (early stopping), add dropout or weight decay, get more data",
+      "overfitting")
+def _overfitting(run: Run, found, r: Rule):
+    th = run.th
+    ok = np.isfinite(run.vloss)
+    vs, vl = run.vsteps[ok], run.vloss[ok]
+    if vl.size < th.val_tail + 1 or not run.finite_run:
+        return None
+    i_best = int(np.argmin(vl))
+    best, end = float(vl[i_best]), float(np.median(vl[-th.val_tail:]))
+    train_at_best = float(np.median(run.loss[np.abs(run.steps - vs[i_best]) <= max(1, 0.02 * run.span)]))
+    run.facts.update(best_val_loss=round(best, 4), best_val_step=int(vs[i_best]))
+    rose = end - best >= max(th.overfit_abs, th.overfit_rel * best)
+    if not (rose and run.final < train_at_best and end - run.final >= th.overfit_gap):
+        return None
+    ev = (f"val {_g(end)} at the end (median of the last {th.val_tail}) against its best {_g(best)} at step "
+          f"{int(vs[i_best])}, while train fell from {_g(train_at_best)} to {_g(run.final)}")
+    top = run.went_above_uniform_later(vs, vl)
+    if top is not None:
+        ev += (f"; val {_g(top[1])} at step {top[0]} is above ln({run.vocab_size}) = {_g(run.ln_v)}: "
+               "confidently wrong on text it has not memorised, no bug needed")
+    return r.finding(ev)
 
 
-def _dead_heads(m: Metrics):
-    """(dead, total) at the last probe step holding a finite count, or None."""
-    for r in reversed(m.rows):
-        if r.get("dead_heads") is not None and r.get("n_heads_total"):
-            return int(r["dead_heads"]), int(r["n_heads_total"])
-    return None
+@rule("broken_causal_mask", "Broken causal mask", "error",
+      "train and val loss fall far below what the data allows, together: the model sees the tokens it must "
+      "predict; run the doctor's causal_leak check",
+      "broken-causal-mask")
+def _broken_causal_mask(run: Run, found, r: Rule):
+    th, h1 = run.th, run.unigram
+    floor = min(th.floor_frac * h1, th.floor_cap) if h1 else th.floor_abs
+    dh = run.dead_heads()
+    if dh is not None:
+        run.facts.update(dead_heads=dh[0], n_heads_total=dh[1])
+    if run.final_val is None or not run.finite_run or not (run.final < floor and run.final_val < floor) \
+            or abs(run.final_val - run.final) >= th.gap_frac * floor:
+        return None
+    src = (f"the lower of {th.floor_frac} x unigram entropy {_g(h1)} and {_g(th.floor_cap)}" if h1
+           else "the floor without an entropy figure")
+    ev = f"train {_g(run.final)} and val {_g(run.final_val)} both below {_g(floor)} ({src})"
+    if dh is not None:
+        ev += f"; dead (one-hot or silent) heads {dh[0]}/{dh[1]}"
+    return r.finding(ev)
 
 
-def diagnose(metrics, *, data_entropy: float | None = None, vocab_size: int | None = None,
-             thresholds: Thresholds | None = None) -> Diagnosis:
+@rule("loss_above_uniform", "Worse than a uniform guess", "error",
+      "after training started the loss rose above ln(V): the updates make the model worse; lower the LR 10x and "
+      "compare, check the update itself (a sign, weight decay on the moments); for val alone, a val set unlike "
+      "the training data",
+      "worse-than-a-uniform-guess")
+def _loss_above_uniform(run: Run, found, r: Rule):
+    if found.keys() & {"loss_spike", "overfitting", "divergence", "bad_init", "high_initial_loss"}:
+        return None  # already explained (a model that started far above ln V has its bug named)
+    hits = [h for h in (run.went_above_uniform_later(run.steps, run.loss),
+                        run.went_above_uniform_later(run.vsteps, run.vloss)) if h is not None]
+    if "missing_warmup" in found:  # the early V of a run without warmup explains an early excursion
+        hits = [h for h in hits if h[0] > run.steps[0] + run.th.warmup_window]
+    if not hits:
+        return None
+    step, value = max(hits, key=lambda h: h[1])
+    return r.finding(f"loss {_g(value)} at step {step} > ln({run.vocab_size}) = {_g(run.ln_v)}, after having been "
+                     "below it")
+
+
+@rule("lr_too_low", "Plateau: LR too low", "warning",
+      "the loss barely moves and updates are tiny relative to the weights: raise the LR",
+      "plateau-lr-too-low")
+def _lr_too_low(run: Run, found, r: Rule):
+    med = run.update_ratio_median()
+    if med is None or run.span < run.th.min_steps or not run.finite_run:
+        return None
+    improve = (run.first_loss - run.final) / run.first_loss if run.first_loss > 0 else float("nan")
+    run.facts.update(update_ratio_median=med, loss_improvement=round(improve, 4))
+    if not (improve < run.th.plateau_improve and med < run.th.update_low):
+        return None
+    return r.finding(f"loss improved {_g(100 * improve, 2)}% in {int(run.span)} steps; median update/weight "
+                     f"ratio {_g(med)} (< {_g(run.th.update_low)})")
+
+
+@rule("stuck_at_uniform", "Nothing learned", "error",
+      "the loss stays at ln(V) (uniform guessing): a bug (no gradient reaches the weights, labels misaligned), "
+      "not a small model",
+      "nothing-learned")
+def _stuck_at_uniform(run: Run, found, r: Rule):
+    med = run.update_ratio_median()
+    tiny_updates = med is not None and med < run.th.update_low  # then the LR is the suspect
+    if run.ln_v is None or run.span < run.th.min_steps or not run.finite_run or tiny_updates \
+            or abs(run.final - run.ln_v) > run.th.stuck_frac * run.ln_v:
+        return None
+    return r.finding(f"loss {_g(run.final)} after {int(run.span)} steps vs ln({run.vocab_size}) = {_g(run.ln_v)}")
+
+
+@rule("stuck_at_unigram", "Plateau at the unigram entropy: context ignored", "warning",
+      "the loss sits at the entropy of the token frequencies: the model predicts how common each token is and "
+      "nothing from the context; check that attention and positions reach the output, and the LR",
+      "plateau-at-the-unigram-entropy")
+def _stuck_at_unigram(run: Run, found, r: Rule):
+    th, h1, h2 = run.th, run.unigram, run.bigram
+    if not h1 or h2 is None or h1 - h2 < th.context_gain * h1 or run.span < th.unigram_min_steps \
+            or not run.finite_run or "stuck_at_uniform" in found:
+        return None
+    half = run.loss[run.steps >= run.steps[0] + run.span / 2]
+    mid = _tail_median(half[: max(1, half.size // 5)], frac=1.0, at_least=1)
+    flat = (mid - run.final) / mid < th.flat_improve if mid > 0 else False
+    near = abs(run.final - h1) <= th.stuck_frac * h1
+    if run.final_val is not None:  # the val text has token frequencies of its own: a looser bound
+        near = near and run.final_val >= (1 - 2 * th.stuck_frac) * h1
+    if not (near and flat):
+        return None
+    return r.finding(f"loss {_g(run.final)} (val {_g(run.final_val)}) flat over the second half, at the unigram "
+                     f"entropy {_g(h1)}; the data's bigram entropy {_g(h2)} shows the context has more to give")
+
+
+@rule("clipping_too_often", "Clipping on most steps", "warning",
+      "the clip threshold is below the typical gradient norm: with Adam(W) a steady rescaling barely changes "
+      "the update (Adam divides by the gradient's own RMS), so the clip no longer tells a spike from an "
+      "ordinary step; set max_norm near the typical norm if it is meant to catch spikes (with SGD it is an LR cut)",
+      "clipping-on-most-steps")
+def _clipping_too_often(run: Run, found, r: Rule):
+    th, rows = run.th, run.m.rows
+    clip_rows = [(x["step"], bool(x["clipped"])) for x in rows if x.get("clipped") is not None]
+    if not clip_rows:
+        return None
+    run.facts["clipped_frac_all"] = round(sum(c for _, c in clip_rows) / len(clip_rows), 3)
+    start = clip_rows[0][0] + max(th.clip_skip_steps, th.clip_skip_frac * (clip_rows[-1][0] - clip_rows[0][0]))
+    tail = [c for s, c in clip_rows if s >= start]
+    if len(tail) < th.clip_min_steps or "bad_init" in found:
+        return None
+    frac = sum(tail) / len(tail)
+    run.facts["clipped_frac"] = round(frac, 3)
+    # the threshold, read off the post-clip norms of clipped steps (no config needed)
+    pre = {x["step"]: x.get("grad_norm") for x in rows}
+    post = [x.get("grad_norm_clipped") for x in rows if x.get("clipped") and x["step"] >= start]
+    post = [float(v) for v in post if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not post:
+        return None
+    clip = float(np.median(post))
+    over = float(np.median([float(pre[s]) / clip for s, c in clip_rows
+                            if s >= start and c and pre.get(s) is not None]))
+    run.facts["clip_over"] = round(over, 3)
+    if frac <= th.clip_frac or over <= th.clip_over:
+        return None
+    return r.finding(f"clipped on {100 * frac:.0f}% of steps {int(start)}..{int(clip_rows[-1][0])}, the median "
+                     f"pre-clip norm {_g(over, 2)} x the threshold {_g(clip, 2)}")
+
+
+#: name -> (title, hint, anchor) of every rule, in priority order.
+FAILURES = {name: (x.title, x.hint, x.anchor) for name, x in RULES.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+def diagnose(metrics, *, unigram_entropy: float | None = None, vocab_size: int | None = None,
+             thresholds: Thresholds | None = None, data_entropy: float | None = None) -> Diagnosis:
     """Name what a run's metrics show: ``metrics`` is a run dir, a ``metrics.jsonl`` path, or a list
     of dicts (one per logged step, optionally with a header ``{"event": "start", ...}``).
 
-    ``vocab_size`` and ``data_entropy`` override the header's. Returns a :class:`Diagnosis`
-    whose ``name`` is "healthy" or the primary failure (one of :data:`FAILURES`).
+    ``vocab_size`` and ``unigram_entropy`` override the header's (``data_entropy`` is the old name
+    of the latter). Returns a :class:`Diagnosis` whose ``name`` is "healthy" or the primary
+    failure (one of :data:`RULES`).
     """
-    th = thresholds or Thresholds()
     m = load_metrics(metrics)
-    V = vocab_size or m.vocab_size
-    H = data_entropy if data_entropy is not None else m.data_entropy
-    ln_v = math.log(V) if V else None
-    steps, loss = m.series("loss")
-    vsteps, vloss = m.series("val_loss")
-    lsteps, lr = m.series("lr")
-    gsteps, gnorm = m.series("grad_norm")
-    n = len(steps)
-    facts: dict = {"steps": n, "vocab_size": V, "ln_vocab": None if ln_v is None else round(ln_v, 4),
-                   "data_entropy": H}
-    findings: list = []
-    if n == 0:
-        return Diagnosis([], facts, "no steps logged")
-
-    finite = np.isfinite(loss)
-    nan_step = m.nan_step
-    first_loss = float(loss[0])
-    facts.update(first_loss=round(first_loss, 4), nan_step=nan_step)
-    final = _tail_median(loss)
-    final_val = float(vloss[np.isfinite(vloss)][-1]) if np.isfinite(vloss).any() else None
-    facts.update(final_loss=None if math.isnan(final) else round(final, 4),
-                 final_val_loss=None if final_val is None else round(final_val, 4))
-    span = float(steps[-1] - steps[0]) if n > 1 else 0.0
-
-    # ---- bad init: huge activations at the first probe step, or an impossible start then NaN
-    rms0 = _block_rms(m)
-    facts["act_rms_first"] = None if rms0 is None else round(rms0[1], 4)
-    early_nan = nan_step is not None and nan_step - steps[0] <= th.early_nan_steps
-    ceiling = None if ln_v is None else ln_v + max(th.ceiling_abs, th.ceiling_rel * ln_v)
-    if rms0 is not None and rms0[1] > th.act_rms_bad:
-        ev = f"residual-stream RMS {_g(rms0[1])} at step {rms0[0]} (healthy < {_g(th.act_rms_bad)})"
-        if nan_step is not None:
-            ev += f"; loss NaN at step {nan_step}"
-        findings.append(_finding("bad_init", "error", ev))
-    elif early_nan and ceiling is not None and math.isfinite(first_loss) and first_loss > ceiling:
-        findings.append(_finding("bad_init", "error",
-                                 f"first loss {_g(first_loss)} > ln(V) = {_g(ln_v)} and NaN at step {nan_step}"))
-
-    # ---- loss above ln(V): impossible for a correct cross-entropy
-    if ceiling is not None:
-        allv = np.concatenate([loss, vloss])
-        alls = np.concatenate([steps, vsteps])
-        ok = np.isfinite(allv)
-        if ok.any() and allv[ok].max() > ceiling:
-            i = int(np.argmax(np.where(ok, allv, -np.inf)))
-            findings.append(_finding("impossible_loss", "error",
-                                     f"loss {_g(float(allv[i]))} at step {int(alls[i])} > ln({V}) = {_g(ln_v)}"))
-
-    # ---- divergence: the loss went non-finite after a finite start (not already bad init)
-    if nan_step is not None and "bad_init" not in [f.name for f in findings]:
-        best = float(np.nanmin(np.where(finite, loss, np.nan))) if finite.any() else float("nan")
-        findings.append(_finding("divergence", "error",
-                                 f"loss non-finite at step {nan_step} (best finite loss {_g(best)})"))
-
-    # ---- missing warmup: LR at its max at step 0, then early trouble (a grad-norm spike or the
-    # loss climbing back up) in the first steps
-    if lr.size and np.nanmax(lr) > 0 and gnorm.size >= 3:
-        lr0, lr_max = float(lr[0]), float(np.nanmax(lr))
-        facts.update(lr_first=lr0, lr_max=lr_max)
-        if lr0 >= th.warmup_lr_frac * lr_max:
-            spike = _early_spike(gsteps, gnorm, th)
-            rise = _early_rise(steps, loss, th)
-            facts.update(early_spike=spike, early_loss_rise=rise)
-            if spike is not None or rise is not None:
-                ev = f"LR {_g(lr0)} at step {int(lsteps[0])} = {_g(lr0 / lr_max, 2)} x lr_max"
-                if spike is not None:
-                    ev += f"; grad norm {_g(spike[1])} at step {spike[0]} = {_g(spike[2], 2)} x the steps before"
-                if rise is not None:
-                    ev += f"; loss back up to {_g(rise[1])} at step {rise[0]} from {_g(rise[2])}"
-                findings.append(_finding("missing_warmup", "error", ev))
-
-    # ---- broken causal mask: train and val both below what the data allows, and close together
-    floor = min(th.floor_frac * H, th.floor_cap) if H else th.floor_abs
-    dh = _dead_heads(m)
-    if dh is not None:
-        facts.update(dead_heads=dh[0], n_heads_total=dh[1])
-    if final_val is not None and nan_step is None and final < floor and final_val < floor \
-            and abs(final_val - final) < th.gap_frac * floor:
-        src = (f"the lower of {th.floor_frac} x data entropy {_g(H)} and {_g(th.floor_cap)}" if H
-               else "the floor without an entropy figure")
-        ev = f"train {_g(final)} and val {_g(final_val)} both below {_g(floor)} ({src})"
-        if dh is not None:
-            ev += f"; dead heads {dh[0]}/{dh[1]}"
-        findings.append(_finding("broken_causal_mask", "error", ev))
-
-    # ---- plateau from an LR too low: little improvement, tiny updates (checked before "nothing
-    # learned": with updates this small, a flat loss says the LR, not a bug)
-    ur = m.dict_series("update_ratio")
-    tiny_updates = False
-    if ur and span >= th.min_steps and math.isfinite(final) and nan_step is None:
-        med = float(np.nanmedian(np.concatenate([v for _, v in ur.values()])))
-        improve = (first_loss - final) / first_loss if first_loss > 0 else float("nan")
-        tiny_updates = med < th.update_low
-        facts.update(update_ratio_median=med, loss_improvement=round(improve, 4))
-        if improve < th.plateau_improve and tiny_updates:
-            findings.append(_finding("lr_too_low", "warning",
-                                     f"loss improved {_g(100 * improve, 2)}% in {int(span)} steps; median "
-                                     f"update/weight ratio {_g(med)} (< {_g(th.update_low)})"))
-
-    # ---- nothing learned: loss still at ln(V)
-    if ln_v is not None and span >= th.min_steps and math.isfinite(final) and nan_step is None \
-            and abs(final - ln_v) <= th.stuck_frac * ln_v and not tiny_updates:
-        findings.append(_finding("stuck_at_uniform", "error",
-                                 f"loss {_g(final)} after {int(span)} steps vs ln({V}) = {_g(ln_v)}"))
-
-    # ---- clipping on most steps
-    clip_rows = [(r["step"], bool(r["clipped"])) for r in m.rows if r.get("clipped") is not None]
-    if clip_rows:
-        facts["clipped_frac_all"] = round(sum(c for _, c in clip_rows) / len(clip_rows), 3)
-        start = clip_rows[0][0] + max(th.clip_skip_steps, th.clip_skip_frac * (clip_rows[-1][0] - clip_rows[0][0]))
-        tail = [c for s_, c in clip_rows if s_ >= start]
-        if len(tail) >= th.clip_min_steps:
-            frac = sum(tail) / len(tail)
-            facts["clipped_frac"] = round(frac, 3)
-            # the threshold, read off the post-clip norms of clipped steps (no config needed)
-            pre = {r["step"]: r.get("grad_norm") for r in m.rows}
-            post = [r.get("grad_norm_clipped") for r in m.rows if r.get("clipped") and r["step"] >= start]
-            post = [float(v) for v in post if v is not None and math.isfinite(float(v)) and float(v) > 0]
-            over = None
-            if post:
-                clip = float(np.median(post))
-                over = float(np.median([float(pre[s_]) / clip for s_, c in clip_rows
-                                        if s_ >= start and c and pre.get(s_) is not None]))
-                facts["clip_over"] = round(over, 3)
-            if frac > th.clip_frac and over is not None and over > th.clip_over \
-                    and "bad_init" not in [f.name for f in findings]:
-                findings.append(_finding(
-                    "clipping_too_often", "warning",
-                    f"clipped on {100 * frac:.0f}% of steps {int(start)}..{int(clip_rows[-1][0])}, the median "
-                    f"pre-clip norm {_g(over, 2)} x the threshold {_g(clip, 2)}"))
-
-    order = list(FAILURES)
-    findings.sort(key=lambda f: order.index(f.name))
-    summary = f"loss {_g(first_loss)} -> {_g(final)} over {int(span)} steps"
-    if final_val is not None:
-        summary += f", val {_g(final_val)}"
-    if "clipped_frac_all" in facts:
-        summary += f", clipped on {100 * facts['clipped_frac_all']:.0f}% of steps"
-    if nan_step is not None:
-        summary += f", NaN at step {nan_step}"
-    return Diagnosis(findings, facts, summary)
+    h1 = unigram_entropy if unigram_entropy is not None else data_entropy
+    run = Run(m, thresholds or Thresholds(), vocab_size or m.vocab_size,
+              h1 if h1 is not None else m.unigram_entropy, m.bigram_entropy)
+    if run.n == 0:
+        return Diagnosis([], run.facts, "no steps logged")
+    found: dict = {}
+    for name, x in RULES.items():
+        f = x.check(run, found)
+        if f is not None:
+            found[name] = f
+    summary = f"loss {_g(run.first_loss)} -> {_g(run.final)} over {int(run.span)} steps"
+    if run.final_val is not None:
+        summary += f", val {_g(run.final_val)}"
+    if "clipped_frac_all" in run.facts:
+        summary += f", clipped on {100 * run.facts['clipped_frac_all']:.0f}% of steps"
+    if run.nan_step is not None:
+        summary += f", NaN at step {run.nan_step}"
+    return Diagnosis(list(found.values()), run.facts, summary)

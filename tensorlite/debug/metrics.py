@@ -1,23 +1,23 @@
 """Reading a run's metrics log (``metrics.jsonl``) and the statistics the tools share.
 
 A metrics log holds one JSON object per logged step. Lines with an ``"event"`` key are not
-steps: ``{"event": "start", "config": ..., "vocab_size": V, "data_entropy": ...}`` (the header)
+steps: ``{"event": "start", "config": ..., "vocab_size": V, "unigram_entropy": ...,
+"bigram_entropy": ...}`` (the header; logs written before the rename hold ``data_entropy``)
 and ``{"event": "nan", "step": s}`` (a run stopped on a non-finite loss).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..data.entropy import bigram_entropy, unigram_entropy
 from ..runlog import read_jsonl
 
-__all__ = ["Metrics", "load_metrics", "data_entropy", "unigram_entropy"]
+__all__ = ["Metrics", "load_metrics", "data_entropy"]
 
 
 @dataclass
@@ -76,18 +76,40 @@ class Metrics:
                     return int(r["vocab_size"])
         return int(v) if v is not None else None
 
+    def _header_or_row(self, key):
+        v = self.header.get(key)
+        if v is None:
+            v = next((r[key] for r in self.rows if r.get(key) is not None), None)
+        return v
+
+    @property
+    def unigram_entropy(self):
+        """Entropy of the data's token frequencies, nats per token (an upper bound on the data's
+        entropy rate: the loss of a model that ignores context); None if the log holds none.
+
+        Read from the header's ``unigram_entropy``, or from ``data_entropy``, the name logs written
+        before it was renamed used (a number, or a ``{"unigram": h1, "bigram": h2}`` dict).
+        """
+        v = self._header_or_row("unigram_entropy")
+        if v is None:
+            v = self._header_or_row("data_entropy")
+            if isinstance(v, dict):
+                v = v.get("unigram")
+        return float(v) if v is not None else None
+
+    @property
+    def bigram_entropy(self):
+        """H(x_t | x_{t-1}) of the data in nats per token, when the log holds it (else None)."""
+        v = self._header_or_row("bigram_entropy")
+        if v is None:
+            old = self._header_or_row("data_entropy")
+            v = old.get("bigram") if isinstance(old, dict) else None
+        return float(v) if v is not None else None
+
     @property
     def data_entropy(self):
-        """The data's entropy bound in nats per token (header, or the first row that holds one)."""
-        v = self.header.get("unigram_entropy", self.header.get("data_entropy"))
-        if v is None:
-            for r in self.rows:
-                if r.get("data_entropy") is not None:
-                    v = r["data_entropy"]
-                    break
-        if isinstance(v, dict):  # {"unigram": h1, "bigram": h2}: the tighter (lower) bound
-            v = min(x for x in v.values() if x is not None)
-        return float(v) if v is not None else None
+        """Old name of :attr:`unigram_entropy` (it is a bound on the data's entropy, not the entropy)."""
+        return self.unigram_entropy
 
     @property
     def nan_step(self):
@@ -143,38 +165,15 @@ def load_metrics(source) -> Metrics:
     return m
 
 
-def unigram_entropy(tokens) -> float:
-    """Entropy (nats) of the token frequencies of a stream of ids (an array, a memmap, a list or a
-    tensor): the ``unigram_entropy`` of a run's header, the loss of a model that ignores context."""
-    if hasattr(tokens, "detach"):  # a torch tensor
-        tokens = tokens.detach().cpu().numpy()
-    elif hasattr(tokens, "grad_fn"):  # a tensorlite Tensor
-        tokens = tokens.data
-    t = to_numpy(tokens).ravel()
-    if t.size == 0:
-        raise ValueError("unigram_entropy: no tokens")
-    counts = np.bincount(t.astype(np.int64) - int(t.min()))
-    p = counts[counts > 0] / t.size
-    return float(-(p * np.log(p)).sum())
-
-
 def data_entropy(tokens) -> dict:
     """Unigram entropy and bigram conditional entropy H(x_t | x_{t-1}) of a token stream, in nats.
 
-    Both are plug-in estimates on the stream itself. A language model trained with a causal mask
-    reaches the bigram figure only with real context to spare; a validation loss far *below* it
-    in a short run of a small model is suspicious (see ``diagnose``: broken causal mask).
+    Both are plug-in estimates on the stream itself (:mod:`tensorlite.data.entropy`) and both are
+    upper bounds on the data's entropy rate, not the rate itself: a model that ignores context
+    reaches the unigram figure, one that sees only the previous token the bigram figure, and a
+    good model of real text goes well below both on held-out data.
     """
     t = np.asarray(tokens).ravel()
-    n = t.size
-    if n < 2:
-        raise ValueError(f"data_entropy: need at least 2 tokens, got {n}")
-    counts = np.bincount(t - t.min()).astype(float)
-    p = counts[counts > 0] / n
-    h1 = float(-(p * np.log(p)).sum())
-    pairs = Counter(zip(t[:-1].tolist(), t[1:].tolist()))
-    prev = Counter(t[:-1].tolist())
-    h2 = 0.0
-    for (a, _b), c in pairs.items():
-        h2 -= c / (n - 1) * math.log(c / prev[a])
-    return {"unigram": round(h1, 4), "bigram": round(h2, 4)}
+    if t.size < 2:
+        raise ValueError(f"data_entropy: need at least 2 tokens, got {t.size}")
+    return {"unigram": round(unigram_entropy(t), 4), "bigram": round(bigram_entropy(t), 4)}

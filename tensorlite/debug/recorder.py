@@ -28,8 +28,8 @@ import numpy as np
 
 from ..runlog import MetricsLog, jsonable
 from .dashboard import dashboard
-from .metrics import unigram_entropy as _unigram_entropy
-from .native import is_torch, native_for
+from ..data.entropy import unigram_entropy as _unigram_entropy
+from .native import is_torch, native_for, to_numpy
 from .probes import Probes, _ops_for
 from .view import model_view
 
@@ -162,7 +162,7 @@ class RunRecorder:
         if vocab_size is None and view is not None:
             vocab_size = view.vocab_size
         if entropy is None and data is not None:
-            entropy = _unigram_entropy(data)
+            entropy = _unigram_entropy(to_numpy(data, dtype=None) if hasattr(data, "shape") else data)
         head = {"event": "start", "config": _config_dict(config), "vocab_size": vocab_size,
                 "n_params": int(sum(int(np.prod(p.shape)) for p in self.model.parameters())),
                 "unigram_entropy": entropy,

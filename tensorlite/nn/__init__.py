@@ -3,8 +3,36 @@
 from . import functional, init, utils
 from .attention import KVCache, LayerKV, MultiHeadAttention
 from .bitlinear import BitLinear
-from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear, RMSNorm, SiLU, SwiGLU
-from .module import Identity, Module, ModuleList, Parameter, RemovableHandle, Sequential
+from .layers import (
+    GELU,
+    MLP,
+    CrossEntropyLoss,
+    Dropout,
+    Embedding,
+    LayerNorm,
+    Linear,
+    LogSoftmax,
+    MSELoss,
+    NLLLoss,
+    ReLU,
+    RMSNorm,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    SwiGLU,
+    Tanh,
+)
+from .module import (
+    Identity,
+    Module,
+    ModuleDict,
+    ModuleList,
+    Parameter,
+    ParameterDict,
+    ParameterList,
+    RemovableHandle,
+    Sequential,
+)
 from .rope import RotaryEmbedding
 from .transformer import GPT, Block, GPTConfig
 
@@ -14,6 +42,7 @@ __all__ = [
     "MLP",
     "BitLinear",
     "Block",
+    "CrossEntropyLoss",
     "Dropout",
     "Embedding",
     "GPTConfig",
@@ -22,16 +51,26 @@ __all__ = [
     "LayerKV",
     "LayerNorm",
     "Linear",
+    "LogSoftmax",
+    "MSELoss",
     "Module",
+    "ModuleDict",
     "ModuleList",
     "MultiHeadAttention",
+    "NLLLoss",
     "Parameter",
+    "ParameterDict",
+    "ParameterList",
     "RMSNorm",
+    "ReLU",
     "RemovableHandle",
     "RotaryEmbedding",
     "Sequential",
     "SiLU",
+    "Sigmoid",
+    "Softmax",
     "SwiGLU",
+    "Tanh",
     "functional",
     "init",
     "utils",

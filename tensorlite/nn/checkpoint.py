@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from .. import random
+from .. import amp, random
 from ..autograd import Function, enable_grad, is_grad_enabled, no_grad
 from ..tensor import Tensor
 
@@ -29,19 +29,22 @@ class _Checkpoint(Function):
         self.arrays, self.fn, self.device = arrays, fn, device
         # Dropout inside fn must draw the same mask when it is recomputed in backward.
         self.rng = _rng_state(device)
+        self.autocast = amp.state.dtype  # the recompute runs in the same precision
         with no_grad():
             out = fn(*[Tensor._wrap(a, device, False) for a in arrays])
         return out.data
 
     def backward(self, g):
         inputs = [Tensor._wrap(a, self.device, need) for a, need in zip(self.arrays, self.needs_input_grad)]
-        after_forward = _rng_state(self.device)
+        after_forward, outer_autocast = _rng_state(self.device), amp.state.dtype
         _set_rng_state(self.device, self.rng)
+        amp.state.dtype = self.autocast
         try:
             with enable_grad():
                 out = self.fn(*inputs)
         finally:
             _set_rng_state(self.device, after_forward)
+            amp.state.dtype = outer_autocast
         if out.requires_grad:
             # Parameters used inside fn are leaves of this inner graph: their .grad accumulates here.
             out.backward(Tensor._wrap(g, self.device, False))
@@ -54,7 +57,8 @@ def checkpoint(fn, *inputs):
     As ``torch.utils.checkpoint.checkpoint`` (the re-entrant variant): gradients reach the
     parameters used inside ``fn`` only when at least one of ``inputs`` requires grad, which holds
     for every block of a model whose embeddings are trained. The RNG state is replayed, so dropout
-    draws the same mask twice. Forward hooks inside ``fn`` run twice (forward and recompute).
+    draws the same mask twice, and so is the autocast state, so the recompute runs in the
+    forward's precision. Forward hooks inside ``fn`` run twice (forward and recompute).
     """
     if not inputs:
         raise ValueError("checkpoint: needs at least one tensor input")

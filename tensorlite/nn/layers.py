@@ -44,6 +44,10 @@ def linear(x, weight, bias=None, weight_used=None):
             f"linear: input of shape {tuple(x.shape)} does not fit weight of shape {tuple(weight.shape)}: "
             f"in_features is {weight.shape[1]}, the input's last dimension is {x.shape[-1]}"
         )
+    if F._amp.dtype is not None:  # autocast: the product in float16, gradients back in each dtype
+        x, weight, bias = F._autocast_lower(x, weight, bias)
+        if weight_used is not None:
+            weight_used = weight_used.astype(F._amp.dtype)
     if x.dtype != weight.dtype:
         raise TypeError(f"linear: input dtype {x.dtype} differs from weight dtype {weight.dtype}")
     if bias is None:
@@ -93,40 +97,56 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
-class LayerNorm(Module):
-    """Normalise the last dimension to zero mean and unit variance, then scale and shift."""
+def _shape_tuple(normalized_shape) -> tuple:
+    if isinstance(normalized_shape, (int, np.integer)):
+        return (int(normalized_shape),)
+    return tuple(int(n) for n in normalized_shape)
 
-    def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True) -> None:
+
+class LayerNorm(Module):
+    """Normalise the trailing ``normalized_shape`` dims to zero mean and unit variance, then scale
+    by ``weight`` and shift by ``bias`` (torch's arguments; ``bias=False`` drops the shift)."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True) -> None:
         super().__init__()
-        self.normalized_shape, self.eps = int(normalized_shape), float(eps)
-        self.weight = Parameter(np.ones((self.normalized_shape,), dtype=np.float32))
-        self.bias = Parameter(np.zeros((self.normalized_shape,), dtype=np.float32)) if bias else None
+        self.normalized_shape, self.eps = _shape_tuple(normalized_shape), float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
+            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32)) if bias else None
+        else:
+            self.weight = self.bias = None
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}"
+    def extra_repr(self) -> str:  # torch's, plus bias=False when there is none
+        out = f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return out + (", bias=False" if self.elementwise_affine and self.bias is None else "")
 
 
 class RMSNorm(Module):
-    """``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension (no centring, no bias).
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the trailing dims (no centring, no bias).
 
-    ``eps=0`` is accepted; an all-zero row then gives NaN (0 / 0).
+    ``eps=None`` (torch's default) means the dtype's machine epsilon. ``eps=0`` is accepted; an
+    all-zero row then gives NaN (0 / 0).
     """
 
-    def __init__(self, normalized_shape: int, eps: float = 1e-6) -> None:
+    def __init__(self, normalized_shape, eps: float | None = None, elementwise_affine: bool = True) -> None:
         super().__init__()
-        if eps < 0:
+        if eps is not None and eps < 0:
             raise ValueError(f"RMSNorm: eps must be >= 0, got {eps}")
-        self.normalized_shape, self.eps = int(normalized_shape), float(eps)
-        self.weight = Parameter(np.ones((self.normalized_shape,), dtype=np.float32))
+        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.eps = None if eps is None else float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32)) if elementwise_affine else None
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}"
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class Dropout(Module):
@@ -148,9 +168,10 @@ class Dropout(Module):
 
 
 class GELU(Module):
-    """GELU; ``approximate="tanh"`` (GPT-2's formula, the default here) or ``"none"`` (exact erf)."""
+    """GELU, as torch: exact ``x * Phi(x)`` by default (``approximate="none"``); ``"tanh"`` is
+    GPT-2's formula (what tensorlite's own :class:`MLP` uses, and minGPT's ``NewGELU``)."""
 
-    def __init__(self, approximate: str = "tanh") -> None:
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -168,6 +189,80 @@ class SiLU(Module):
 
     def forward(self, x):
         return F.silu(x)
+
+
+class ReLU(Module):
+    """``max(x, 0)``."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Softmax(Module):
+    """Softmax over ``dim`` (torch's default ``None`` is refused: say which dim)."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        if dim is None:
+            raise ValueError("Softmax: give dim (torch guesses one from the input's rank and warns); usually dim=-1")
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+
+class CrossEntropyLoss(Module):
+    """``F.cross_entropy`` as a module (torch's arguments)."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.weight, self.ignore_index = weight, ignore_index
+        self.reduction, self.label_smoothing = reduction, label_smoothing
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(Module):
+    """``F.nll_loss`` as a module."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__()
+        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class MSELoss(Module):
+    """``F.mse_loss`` as a module."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, self.reduction)
 
 
 class MLP(Module):

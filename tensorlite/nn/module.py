@@ -8,14 +8,14 @@ attribute read with no lookup machinery on the hot path.
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..autograd import no_grad
-from ..backend import device_of, get_device, to_device
-from ..tensor import Tensor
+from ..autograd import RemovableHandle, no_grad
+from ..backend import device_of, to_device
+from ..tensor import Tensor, parse_to_args
+from .backward_hooks import call_with_backward_hooks
 
 
 class Parameter(Tensor):
@@ -38,26 +38,6 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class RemovableHandle:
-    """Returned by ``register_forward_hook``; ``handle.remove()`` unregisters the hook."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict) -> None:
-        self._hooks = hooks
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
-
-
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
@@ -69,6 +49,7 @@ class Module:
     """
 
     training: bool
+    _backward_hooks = None  # a dict once register_full_backward_hook is called
 
     def __init__(self) -> None:
         d = self.__dict__
@@ -151,6 +132,27 @@ class Module:
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at dotted path ``target`` (``"transformer.h.0.attn"``); ``""`` is self."""
+        mod = self
+        for part in target.split(".") if target else ():
+            child = mod._modules.get(part)
+            if child is None:
+                raise AttributeError(f"get_submodule: {type(mod).__name__} has no submodule {part!r} (in {target!r})")
+            mod = child
+        return mod
+
+    def get_parameter(self, target: str):
+        """The parameter at dotted path ``target`` (``"lm_head.weight"``)."""
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if mod._parameters.get(name) is None:
+            raise AttributeError(f"get_parameter: {type(mod).__name__} has no parameter {name!r}")
+        return mod._parameters[name]
+
+    def register_module(self, name: str, module) -> None:
+        self.add_module(name, module)
+
     def add_module(self, name: str, module) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: '{name}' must be an nn.Module or None, got {type(module).__name__}")
@@ -167,7 +169,10 @@ class Module:
                 new = hook(self, args)
                 if new is not None:
                     args = new if isinstance(new, tuple) else (new,)
-        out = self.forward(*args, **kwargs)
+        if self._backward_hooks:
+            out = call_with_backward_hooks(self, self._backward_hooks, args, kwargs)
+        else:
+            out = self.forward(*args, **kwargs)
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
                 new = hook(self, args, out)
@@ -181,6 +186,23 @@ class Module:
         handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
         return handle
+
+    def register_full_backward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` in backward, once the gradients of this
+        module's tensor inputs are known (tuples of tensors, None where an input needs no grad). A
+        returned tuple replaces ``grad_input`` (for a module with one input that requires grad).
+        The module's inputs and outputs must be passed positionally as tensors (or a tuple of them)."""
+        if self.__dict__.get("_backward_hooks") is None:
+            self.__dict__["_backward_hooks"] = OrderedDict()
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
+    def register_backward_hook(self, hook):
+        raise RuntimeError(
+            "register_backward_hook is deprecated in torch (its grad_input was often wrong); "
+            "use register_full_backward_hook, which tensorlite supports"
+        )
 
     def register_forward_pre_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, inputs)`` before every forward; a non-None return replaces the inputs."""
@@ -304,13 +326,16 @@ class Module:
                         t.grad.device = t.device
         return self
 
-    def to(self, device=None, dtype=None) -> Module:
-        """Move parameters and buffers to ``device`` and/or cast floating ones to ``dtype``, in place."""
-        if device is not None:
-            dev = get_device(device)
+    def to(self, *args, **kwargs) -> Module:
+        """Move parameters and buffers to a device and/or cast the floating ones to a dtype, in
+        place; the forms are torch's: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
+        ``to(tensor)``, or keywords."""
+        dev, dt = parse_to_args(f"{type(self).__name__}.to", args, kwargs)
+        if dev is not None:
             self._apply_arrays(lambda a: to_device(a, dev))
-        if dtype is not None:
-            dt = np.dtype(dtype)
+        if dt is not None:
+            if dt.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are accepted, got {dt}")
             self._apply_arrays(lambda a: a.astype(dt) if a.dtype.kind == "f" and a.dtype != dt else a)
         return self
 
@@ -325,6 +350,11 @@ class Module:
 
     def double(self) -> Module:
         return self.to(dtype=np.float64)
+
+    def half(self) -> Module:
+        """Cast floating parameters and buffers to float16, in place (for mixed precision keep
+        them float32 and use :class:`tensorlite.autocast` instead)."""
+        return self.to(dtype=np.float16)
 
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
@@ -498,3 +528,131 @@ class ModuleList(Module):
         self._modules.clear()
         for i, m in enumerate(mods):
             self.add_module(str(i), m)
+
+
+class ModuleDict(Module):
+    """Modules by name, registered like attributes: ``ModuleDict(dict(wte=..., h=ModuleList(...)))``
+    gives ``self.transformer.wte`` and parameter names ``transformer.wte.weight`` (as torch)."""
+
+    def __init__(self, modules=None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: '{key}' must be an nn.Module, got {type(module).__name__}")
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+        object.__delattr__(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules) -> None:
+        """Add ``modules``: a dict, a ModuleDict, or ``(name, module)`` pairs."""
+        items = modules.items() if hasattr(modules, "items") else modules
+        for key, module in items:
+            self[key] = module
+
+
+class ParameterList(Module):
+    """A list of parameters, registered as ``"0"``, ``"1"``, ... (as torch)."""
+
+    def __init__(self, values=None) -> None:
+        super().__init__()
+        for v in values or ():
+            self.append(v)
+
+    def __getitem__(self, idx: int):
+        return list(self._parameters.values())[idx]
+
+    def __setitem__(self, idx: int, param) -> None:
+        idx = range(len(self))[idx]
+        self.register_parameter(str(idx), param if isinstance(param, Parameter) else Parameter(param))
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def append(self, value) -> ParameterList:
+        self.register_parameter(str(len(self)), value if isinstance(value, Parameter) else Parameter(value))
+        return self
+
+    def extend(self, values) -> ParameterList:
+        for v in values:
+            self.append(v)
+        return self
+
+
+class ParameterDict(Module):
+    """Parameters by name (as torch)."""
+
+    def __init__(self, parameters=None) -> None:
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str):
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value) -> None:
+        self.register_parameter(key, value if isinstance(value, Parameter) else Parameter(value))
+
+    def __delitem__(self, key: str) -> None:
+        del self._parameters[key]
+        object.__delattr__(self, key)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key) -> bool:
+        return key in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def values(self):
+        return self._parameters.values()
+
+    def items(self):
+        return self._parameters.items()
+
+    def update(self, parameters) -> None:
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for key, value in items:
+            self[key] = value

@@ -13,11 +13,14 @@ Building a scheduler sets the LR of step 0; each ``scheduler.step()``, called af
 
 from __future__ import annotations
 
+import bisect
+import math
 import types
 
 from .schedules import warmup_cosine_lr
 
-__all__ = ["LRScheduler", "LambdaLR", "WarmupCosine"]
+__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "StepLR",
+           "WarmupCosine"]
 
 
 class LRScheduler:
@@ -134,3 +137,81 @@ class WarmupCosine(LRScheduler):
                              total_steps=self.total_steps, lr_min=lo)
             for base, lo in zip(self.base_lrs, self.lr_mins)
         ]
+
+
+# torch computes the next four recursively from the previous LR (a "chainable" form); the closed
+# forms below give the same values (to rounding) as long as nothing else writes group["lr"].
+
+
+class StepLR(LRScheduler):
+    """``lr = initial_lr * gamma ** (step // step_size)`` (as torch)."""
+
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
+        if int(step_size) < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """``lr = initial_lr * gamma ** (number of milestones <= step)`` (as torch)."""
+
+    def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1) -> None:
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        k = bisect.bisect_right(self.milestones, self.last_epoch)
+        return [base * self.gamma**k for base in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """``lr = initial_lr * gamma ** step``."""
+
+    def __init__(self, optimizer, gamma: float, last_epoch: int = -1) -> None:
+        self.gamma = float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * step / T_max)) / 2``: half a cosine
+    from the initial LR down to ``eta_min`` over ``T_max`` steps; past ``T_max`` it rises again
+    (the cosine continues, as in torch; stop stepping or use :class:`WarmupCosine` to hold it)."""
+
+    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
+        if int(T_max) < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        c = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """The LR factor moves linearly from ``start_factor`` to ``end_factor`` over ``total_iters``
+    steps, then stays (a linear warmup with the defaults ``1/3 -> 1`` over 5 steps, as torch)."""
+
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+            raise ValueError(
+                f"LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1], got {start_factor}, {end_factor}"
+            )
+        if int(total_iters) < 1:
+            raise ValueError(f"LinearLR: total_iters must be >= 1, got {total_iters}")
+        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        self.total_iters = int(total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t = min(self.last_epoch, self.total_iters)
+        f = self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters
+        return [base * f for base in self.base_lrs]

@@ -38,6 +38,11 @@ class Parts:
         return unigram_entropy(self.tokens)
 
     @property
+    def bigram_entropy(self) -> float | None:
+        """H(x_t | x_{t-1}) of the tokens (tensorlite.data.entropy); None for a single token."""
+        return _data.bigram_entropy(self.tokens) if self.tokens.size > 1 else None
+
+    @property
     def data_sha256(self) -> str:
         return hashlib.sha256(self.tokens.tobytes()).hexdigest()
 
@@ -67,10 +72,8 @@ def build_tokenizer(data: DataConfig, text: str):
 
 def unigram_entropy(tokens: np.ndarray) -> float:
     """Entropy (nats) of the token frequencies: the loss of a model that ignores context, and an
-    upper bound on the entropy rate of the data."""
-    counts = np.bincount(tokens)
-    p = counts[counts > 0] / tokens.size
-    return float(-(p * np.log(p)).sum())
+    upper bound on the entropy rate of the data (:func:`tensorlite.data.unigram_entropy`)."""
+    return _data.unigram_entropy(tokens)
 
 
 def build(config: TrainConfig, *, tokenizer=None, text: str | None = None) -> Parts:

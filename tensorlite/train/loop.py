@@ -157,6 +157,7 @@ class Trainer:
         self.model, self.optimizer, self.scheduler = parts.model, parts.optimizer, parts.scheduler
         self.batcher, self.loss_fn = parts.batcher, parts.loss_fn
         self.unigram_entropy, self.data_sha256 = parts.unigram_entropy, parts.data_sha256
+        self.bigram_entropy = parts.bigram_entropy
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
 
         self.step = 0
@@ -316,7 +317,7 @@ class Trainer:
             self.log = MetricsLog(self.metrics_path)
             self.log.write({"event": "start", "config": cfg.to_dict(), "vocab_size": self.tokenizer.vocab_size,
                             "n_params": int(sum(p.data.size for p in self.model.parameters())),
-                            "unigram_entropy": self.unigram_entropy})
+                            "unigram_entropy": self.unigram_entropy, "bigram_entropy": self.bigram_entropy})
         else:
             truncate(self.metrics_path, self._resumed_from)
             self.log = MetricsLog(self.metrics_path)

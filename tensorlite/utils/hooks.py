@@ -1,0 +1,5 @@
+"""``torch.utils.hooks``: the handle every ``register_*hook`` returns."""
+
+from ..autograd import RemovableHandle
+
+__all__ = ["RemovableHandle"]
