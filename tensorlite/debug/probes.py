@@ -82,8 +82,9 @@ class _ArrayOps:
     def sqrt(self, a):
         return self.xp.sqrt(a)
 
-    def vnorm(self, v):
-        return self.xp.linalg.norm(v)
+    def rownorm(self, v):
+        return self.xp.linalg.norm(v, axis=-1, keepdims=True)
+
 
     def log(self, a):
         return self.xp.log(self.xp.maximum(a, 1e-30))
@@ -103,8 +104,8 @@ class _ArrayOps:
     def unit(self, vec: np.ndarray, like):
         return self.xp.asarray(vec)
 
-    def flat64(self, a):
-        return self.xp.asarray(a, dtype=self.xp.float64).reshape(-1)
+    def flat(self, a):
+        return self.xp.asarray(a, dtype=self.xp.float32).reshape(-1)
 
     def cat(self, flat):
         return self.xp.concatenate(flat)
@@ -140,8 +141,9 @@ class _TorchOps(_ArrayOps):
     def sqrt(self, a):
         return self.torch.sqrt(a)
 
-    def vnorm(self, v):
-        return self.torch.linalg.vector_norm(v)
+    def rownorm(self, v):
+        return self.torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+
 
     def log(self, a):
         return self.torch.log(a.clamp_min(1e-30))
@@ -161,10 +163,9 @@ class _TorchOps(_ArrayOps):
     def unit(self, vec: np.ndarray, like):
         return self.torch.from_numpy(vec).to(like.device)
 
-    def flat64(self, a):
-        a = a if isinstance(a, self.torch.Tensor) else self.torch.as_tensor(a)
-        # MPS has no float64; float32 keeps every probe figure to 6 significant digits
-        return a.detach().to(self.torch.float32 if a.device.type == "mps" else self.torch.float64).reshape(-1)
+    def flat(self, a):
+        a = (a if isinstance(a, self.torch.Tensor) else self.torch.as_tensor(a)).detach().reshape(-1)
+        return a if a.dtype == self.torch.float32 else a.float()
 
     def cat(self, flat):
         return self.torch.cat(flat)
@@ -209,16 +210,13 @@ def _attention_entropy(ops, w):
 
 
 def _head_rms(ops, merged, weight, n_heads):
-    """RMS of each head's term in the output projection's output: ``x_h @ W[:, h].T``."""
+    """RMS of each head's term in the output projection's output, ``x_h @ W[:, h].T``: ``(H,)``."""
     x = ops.f32(merged)
-    x = x.reshape(-1, x.shape[-1])
-    w = ops.f32(weight)
     hd = x.shape[-1] // n_heads
-    out = []
-    for h in range(n_heads):
-        y = x[:, h * hd:(h + 1) * hd] @ w[:, h * hd:(h + 1) * hd].T
-        out.append(ops.sqrt((y * y).mean()))
-    return ops.stack(out)
+    x = x.reshape(-1, n_heads, hd).swapaxes(0, 1)  # (H, N, hd)
+    w = ops.f32(weight).reshape(-1, n_heads, hd).swapaxes(0, 1).swapaxes(-1, -2)  # (H, hd, D)
+    y = x @ w  # every head's term, in one batched product: (H, N, D)
+    return ops.sqrt((y * y).reshape(n_heads, -1).mean(-1))
 
 
 def _dead_fraction(ops, pre):
@@ -228,13 +226,16 @@ def _dead_fraction(ops, pre):
 
 
 def _power_iteration(ops, w, u, iters):
+    """``(sigma, u)`` after ``iters`` steps from ``u``: one matrix ``(m, n)`` with ``u`` ``(m,)``, or
+    a stack ``(G, m, n)`` of same-shaped matrices with ``u`` ``(G, m)``, iterated together."""
     w = ops.f32(w)
+    wt = w.swapaxes(-1, -2)
     for _ in range(max(int(iters), 1)):
-        v = w.T @ u
-        v = v / (ops.vnorm(v) + 1e-12)
-        u = w @ v
-        u = u / (ops.vnorm(u) + 1e-12)
-    return u @ (w @ v), u
+        v = (wt @ u[..., None])[..., 0]
+        v = v / (ops.rownorm(v) + 1e-12)
+        u = (w @ v[..., None])[..., 0]
+        u = u / (ops.rownorm(u) + 1e-12)
+    return (u[..., None, :] @ (w @ v[..., None]))[..., 0, 0], u
 
 
 def _start_vector(ops, w):
@@ -256,8 +257,8 @@ class _Stack:
     def fetch(self) -> dict:
         if not self.items:
             return {}
-        flat = [self.ops.flat64(a) for _, a in self.items]
-        host = to_numpy(self.ops.cat(flat))  # the one device -> host copy
+        flat = [self.ops.flat(a) for _, a in self.items]
+        host = np.asarray(to_numpy(self.ops.cat(flat)), dtype=np.float64)  # the one device -> host copy
         out, i = {}, 0
         for (name, a), f in zip(self.items, flat):
             n = int(f.shape[0])
@@ -444,6 +445,8 @@ class Probes:
         self._handle = None
         self._u = {}
         self._weights = []
+        self._params = {}
+        self._spec_groups = []
         self._grad_names = []
         self._pending = None  # (step, stack, snapshot) from on_before_optimizer_step
         self._n_steps = self._n_clipped = 0
@@ -454,6 +457,11 @@ class Probes:
         self.model = model
         self.ops = _ops_for(model)
         self._weights = [(n, p) for n, p in model.named_parameters() if len(p.shape) == 2]
+        self._params = dict(self._weights)
+        groups: dict = {}
+        for n, p in self._weights:
+            groups.setdefault((tuple(p.shape), str(p.dtype), str(getattr(p, "device", ""))), []).append(n)
+        self._spec_groups = [tuple(names) for names in groups.values()]
         if self.view is None or self.view.model is not model:
             try:
                 self.view = model_view(model, **self._view_options)
@@ -529,13 +537,16 @@ class Probes:
                 stack.add("grad_l2", l2)
                 stack.add("grad_linf", linf)
             self._grad_names = [n for n, _ in named]
-            for n, p in self._weights:
-                u = self._u.get(n)
+            # matrices of one shape (each layer's c_attn, ...) are iterated together, as a stack
+            for i, names in enumerate(self._spec_groups):
+                ws = [self._params[n] for n in names]
+                w = ops.stack([ops.f32(p) for p in ws]) if len(ws) > 1 else ops.f32(ws[0])[None]
+                u = self._u.get(names)
                 iters = self.spectral_iters
                 if u is None:  # the first estimate starts from a random vector: converge it once
-                    u, iters = _start_vector(ops, p), max(iters, 20)
-                sigma, self._u[n] = _power_iteration(ops, p, u, iters)
-                stack.add(f"spec/{n}", sigma)
+                    u, iters = ops.stack([_start_vector(ops, p) for p in ws]), max(iters, 20)
+                sigma, self._u[names] = _power_iteration(ops, w, u, iters)
+                stack.add(f"spec/{i}", sigma)
         return stack
 
     def _finish(self, stack: _Stack, snap, metrics: dict) -> dict:
@@ -566,7 +577,9 @@ class Probes:
         out["grad_norm_layer"] = {n: _r(v * scale) for n, v in grads.items()}
         if snap is not None and names:
             out["update_ratio"] = {n: _r(v) for n, v in zip(names, np.atleast_1d(host["upd"]))}
-        out["spectral_norm"] = {k[5:]: _r(v) for k, v in host.items() if k.startswith("spec/")}
+        sigma = {n: v for i, names in enumerate(self._spec_groups)
+                 for n, v in zip(names, np.atleast_1d(host.get(f"spec/{i}", [])))}
+        out["spectral_norm"] = {n: _r(sigma[n]) for n, _ in self._weights if n in sigma}
         blocks = [b for b, _ in self.view.blocks] if self.view is not None else []
         ent, share, dead, total = _summarise_heads(host, blocks, self.dead_head_entropy, self.dead_head_share)
         if ent:
