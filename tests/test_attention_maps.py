@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from user_models import tl_lm, torch_lm
 
 import tensorlite as tl
@@ -20,6 +21,15 @@ from tensorlite.train import TrainConfig, train
 
 CFG = dict(vocab_size=40, seq_len=16, d_model=32, n_layers=2, n_heads=4)
 IDS = list(range(3, 15))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny models: more threads only contend on a shared CI machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _gpt(*names):

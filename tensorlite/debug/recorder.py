@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.entropy import unigram_entropy as _unigram_entropy
 from ..runlog import MetricsLog, jsonable
 from .dashboard import dashboard
-from ..data.entropy import unigram_entropy as _unigram_entropy
 from .native import is_torch, native_for, to_numpy
 from .probes import Probes, _ops_for
 from .view import model_view
