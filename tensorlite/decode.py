@@ -21,7 +21,6 @@ from .kernels import fused
 from .kernels.attention import fused_forward, tiled_forward
 from .tensor import Tensor
 
-
 # The standard parts, by qualified name: decoding sits below ``tensorlite.nn`` in the package's
 # layering, and an exact name excludes every subclass (a fault's, a user's) as ``type() is`` would.
 _NN = "tensorlite.nn."

@@ -14,9 +14,9 @@ from .amp import state as _amp
 from .autograd import Function, unbroadcast
 from .backend import erf as _erf
 from .backend import scatter_add
-from .random import generator
 from .kernels import attention as attention_kernels
 from .kernels import fused
+from .random import generator
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
