@@ -80,11 +80,15 @@ def run_shared(task, n_tasks: int, workers: int) -> None:
     count_lock = threading.Lock()
     finished = threading.Event()
     errors = []
+    # A helper that runs after the last task only looks at the counter; the task (and the arrays
+    # its closure holds) is dropped from this cell once every task is done, so a queued helper
+    # keeps no array alive.
+    cell = [task]
 
     def worker():
         while (i := next(counter)) < n_tasks:
             try:
-                task(i)
+                cell[0](i)
             except BaseException as e:  # re-raised by the caller
                 errors.append(e)
             with count_lock:
@@ -95,8 +99,10 @@ def run_shared(task, n_tasks: int, workers: int) -> None:
     pool = _get_pool(workers - 1)
     for _ in range(min(workers, n_tasks) - 1):
         pool.submit(worker)
+    del task
     worker()
     finished.wait()
+    cell[0] = None
     if errors:
         raise errors[0]
 

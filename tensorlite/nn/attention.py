@@ -200,15 +200,13 @@ class MultiHeadAttention(Module):
         """The attention of ``(B, H, T, D)`` queries, keys and values. With ``record_attention``
         the readable reference path runs instead and keeps its weights ``(B, H, T_q, T_k)`` in
         ``last_attention`` (a NumPy/CuPy array)."""
-        # one query at the last position sees every key: a decoding step needs no causal mask
-        causal = self.is_causal and q.shape[-2] > 1
         if self.record_attention:
-            out, weights = F.attention_reference(q, k, v, is_causal=causal, scale=self.scale)
+            out, weights = F.attention_reference(q, k, v, is_causal=self.is_causal, scale=self.scale)
             self.last_attention = weights.data
             return out
         if self.attention == "tiled":
-            return F.tiled_attention(q, k, v, is_causal=causal, scale=self.scale)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=self.scale)
+            return F.tiled_attention(q, k, v, is_causal=self.is_causal, scale=self.scale)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=self.is_causal, scale=self.scale)
 
     def forward(self, x, cache: LayerKV | None = None):
         """``x`` (B, T, d_model) -> (B, T, d_model). With ``cache`` (one layer's :class:`LayerKV`)

@@ -18,10 +18,9 @@ def _check(name: str, lr, betas, eps, weight_decay) -> None:
         raise ValueError(f"{name}: invalid weight_decay {weight_decay} (must be >= 0)")
 
 
-def adam_update(p, grad, group, state, decoupled_decay: float = 0.0) -> None:
+def adam_update(p, grad, group, state) -> None:
     """The shared moment update and bias-corrected step (torch's single-tensor formula), in place
-    in one fused kernel (``tensorlite.kernels.fused.adam_update_``); ``decoupled_decay`` is
-    AdamW's ``lr * weight_decay``, applied to ``p`` first."""
+    in one fused kernel (``tensorlite.kernels.fused.adam_update_``)."""
     xp = p.device.xp
     if not state:
         state["step"] = 0
@@ -31,7 +30,7 @@ def adam_update(p, grad, group, state, decoupled_decay: float = 0.0) -> None:
     beta1, beta2 = group["betas"]
     # Bias corrections are host floats (the step count lives on the host): no device sync.
     fused.adam_update_(p.data, grad, state["exp_avg"], state["exp_avg_sq"], lr=group["lr"], beta1=beta1,
-                       beta2=beta2, eps=group["eps"], step=state["step"], decoupled_decay=decoupled_decay)
+                       beta2=beta2, eps=group["eps"], step=state["step"])
 
 
 class Adam(Optimizer):
@@ -71,4 +70,6 @@ class AdamW(Optimizer):
 
     def _update(self, p, grad, group, state) -> None:
         decay = group["lr"] * group["weight_decay"]
-        adam_update(p, grad, group, state, decoupled_decay=decay)  # p *= 1 - lr * wd, then Adam
+        if decay != 0:
+            p.data *= 1.0 - decay
+        adam_update(p, grad, group, state)
