@@ -46,7 +46,7 @@ def array_module(a):
 def _for_rows(xp, n_rows: int, row_size: int, body, blas: bool = True) -> int:
     """Run ``body(i, lo, hi)`` over row blocks; returns the number of blocks (for partial sums).
     An array too small to share (most of decoding's) is one direct call, without the pool."""
-    if xp is not np or n_rows * row_size < 2 * GRAIN or parallel.get_num_threads() == 1:
+    if xp is not np or n_rows * row_size < 2 * GRAIN:
         body(0, 0, n_rows)
         return 1
     bounds = parallel.blocks(n_rows, max(1, GRAIN // max(row_size, 1)))

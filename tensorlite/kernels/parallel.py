@@ -109,12 +109,12 @@ def run_shared(task, n_tasks: int, workers: int) -> None:
 
 def blocks(n: int, grain: int) -> list[tuple[int, int]]:
     """``[0, n)`` cut into ``(lo, hi)`` blocks of at least ``grain`` items for the pool: one block
-    with one thread or too few items, else up to two per thread (so a worker whose core a
-    neighbour holds leaves part of its share to the others). Few large blocks, because every
-    NumPy call a worker makes takes and releases the GIL: with blocks of a few microseconds of
-    work, waiting for the GIL costs more than the second core gives."""
-    workers = _threads[0]
-    n_blocks = 1 if workers == 1 else min(n // max(grain, 1), 2 * workers)
+    when there are too few items, else up to four. Few large blocks, because every NumPy call a
+    worker makes takes and releases the GIL: with blocks of a few microseconds of work, waiting
+    for the GIL costs more than the second core gives. The cut does not depend on the thread
+    count, so the partial sums a kernel adds up are the same, and so are its results, on one
+    thread or several."""
+    n_blocks = min(n // max(grain, 1), 4)
     if n_blocks <= 1:
         return [(0, n)] if n else []
     step = -(-n // n_blocks)
