@@ -105,7 +105,7 @@ def gelu_tanh_backward(a, g):
     array less per GELU in the graph (torch's choice too), for about a third more backward time
     (``bench/fused_ops.py``)::
 
-        d/da = 0.5 (1 + t) + 0.5 a (1 - t^2) u'  =  (1 + t) (0.5 + 0.5 a u' (1 - t))
+        d/da = 0.5 (1 + t) + 0.5 a (1 - t^2) u'
         u = sqrt(2/pi) (a + 0.044715 a^3),   u' = sqrt(2/pi) (1 + 3 * 0.044715 a^2),   t = tanh(u)
     """
     xp = array_module(a)
@@ -116,18 +116,20 @@ def gelu_tanh_backward(a, g):
     def body(i, lo, hi):
         xb, o = x[lo:hi], out[lo:hi]
         sq = xp.multiply(xb, xb)
+        xp.multiply(sq, 1.5 * c1, out=o)
+        o += 0.5 * _SQRT_2_OVER_PI  # 0.5 u'
         t = xp.multiply(sq, c1)
         t += _SQRT_2_OVER_PI
         t *= xb
         xp.tanh(t, out=t)
-        xp.multiply(sq, 1.5 * c1, out=o)
-        o += 0.5 * _SQRT_2_OVER_PI  # 0.5 u'
-        xp.subtract(1.0, t, out=sq)
-        o *= sq  # (1 - t) before a: for a huge |a|, 1 - t is 0 and a * u' would overflow (0 * inf = NaN)
+        xp.multiply(t, t, out=sq)
+        xp.subtract(1.0, sq, out=sq)
+        # 1 - t^2 before a: for a huge |a| it is 0, and a * u' alone would overflow (0 * inf = NaN)
+        o *= sq
         o *= xb
-        o += 0.5
         t += 1.0
-        o *= t
+        t *= 0.5
+        o += t
         o *= gr[lo:hi]
 
     _for_rows(xp, x.shape[0], x.shape[1], body, blas=False)
