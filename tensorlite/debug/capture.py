@@ -150,7 +150,8 @@ class AttentionCall:
 
     @property
     def n_heads(self) -> int:
-        return int(self.weights.shape[-3]) if self.weights.ndim >= 3 else 1
+        """Heads in one call: ``weights`` is ``(B, H, T, T)``; a ``(B, T, T)`` call is one head."""
+        return int(self.weights.shape[-3]) if self.weights.ndim >= 4 else 1
 
     def raw_scores(self) -> np.ndarray | None:
         """``q @ k^T`` without scale or mask (None without operands)."""

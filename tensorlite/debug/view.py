@@ -122,6 +122,7 @@ class ModelView:
         self.d_model = None
         self.forward_kind = "model(x)"
         self._target_kw = None
+        self._flat_with_targets = False
         self.own_loss = False
         self._discover()
 
@@ -159,16 +160,20 @@ class ModelView:
             y = x if self._target_kw == "labels" else self.native.zeros_like(x)
         return self.model(x, **{self._target_kw: y})
 
-    def _logits_of(self, out):
+    def _logits_of(self, out, x=None):
         if isinstance(out, dict):
             out = out.get("logits", first_tensor(out))
         elif not (hasattr(out, "shape") and hasattr(out, "dtype")) and hasattr(out, "logits"):
             out = out.logits
-        return first_tensor(out)
+        lg = first_tensor(out)
+        if x is not None and self._flat_with_targets and lg is not None and len(lg.shape) == 2:
+            lg = lg.reshape(x.shape[0], x.shape[1], -1)
+        return lg
 
     def logits_native(self, x, y=None):
         """``(B, T, V)`` logits, a framework tensor, on native tokens ``x`` (grad mode as it is)."""
-        return self._logits_of(self._call(self.tokens(x), None if y is None else self.tokens(y)))
+        x = self.tokens(x)
+        return self._logits_of(self._call(x, None if y is None else self.tokens(y)), x)
 
     def logits(self, x) -> np.ndarray:
         """``(B, T, V)`` float64 logits of int array ``x``, in eval mode without gradients."""
@@ -231,7 +236,7 @@ class ModelView:
             T = max(T, 3)
             x = np.random.default_rng(0).integers(0, V, size=(2, T))
             out, cap = self._probe(x)
-            lg = self._logits_of(out)
+            lg = self._logits_of(out, x)
             if lg is None:
                 raise ValueError(f"model_view: the forward of {type(model).__name__} returned "
                                  f"{type(out).__name__}, with no logits tensor in it; pass logits_fn=")
@@ -270,6 +275,9 @@ class ModelView:
                 with Capture(self.model, seq_len=x.shape[1]) as cap2:
                     out2 = self.model(tok, **{kw: y})
                 lg2 = self._logits_of(out2)
+                if lg2 is not None and len(lg2.shape) == 2 and lg2.shape[0] == x.size and full:
+                    self._flat_with_targets = True  # Karpathy's lecture GPT: (B*T, V) logits with targets
+                    lg2 = lg2.reshape(x.shape[0], x.shape[1], -1)
                 full2 = lg2 is not None and len(lg2.shape) == 3 and tuple(lg2.shape[:2]) == tuple(x.shape)
                 if self._own_loss_of(out2) is not None and full2:
                     self.own_loss, self._target_kw = True, kw
