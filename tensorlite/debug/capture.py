@@ -183,7 +183,9 @@ def _mode_ratio(num: np.ndarray, den: np.ndarray, keep: np.ndarray) -> float | N
     if r.size < 4:
         return None
     bins = np.round(np.log10(np.abs(r)) * 300).astype(np.int64) * np.sign(r).astype(np.int64)
-    best, _ = Counter(bins.tolist()).most_common(1)[0]
+    best, count = Counter(bins.tolist()).most_common(1)[0]
+    if count < 0.5 * r.size:  # not one factor: a bias is added to the scores (ALiBi, relative positions)
+        return None
     return float(np.median(r[bins == best]))
 
 
@@ -410,7 +412,9 @@ class Capture:
         return out, (w.mean(dim=-3) if avg and w is not None else w)
 
     def _on_torch_op(self, name, args, kwargs, out):
-        if _is_array_like(out):
+        # an op that returns one of its inputs unchanged (x.float() on a float tensor,
+        # .contiguous(), .to(same)) adds nothing to the trace and would make it loop
+        if _is_array_like(out) and not any(a is out for a in args):
             self._trace[id(out)] = (name, args, kwargs)
             self._keep.append(out)
         if name == "softmax":

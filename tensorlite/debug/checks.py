@@ -389,6 +389,12 @@ def loss_sign(loss_fn=None, vocab_size: int = 16, n: int = 64, seed: int = 0, *,
     return _result("loss_sign", True, ev)
 
 
+def F_log_softmax(logits):
+    from .. import functional as F  # noqa: PLC0415
+
+    return F.log_softmax(logits, dim=-1)
+
+
 def model_loss(model, batch=None, *, rtol: float = 1e-3, seed: int = 0) -> CheckResult:
     """The loss a model returns itself (nanoGPT's ``model(x, targets)``, a Hugging Face style
     ``model(x, labels=x).loss``) is the mean next-token cross-entropy of the logits it returns
@@ -441,6 +447,15 @@ def model_loss(model, batch=None, *, rtol: float = 1e-3, seed: int = 0) -> Check
         what.append("the cross-entropy against the same position's input token: the labels are not shifted")
     if twice is not None and close(own, float(twice)):
         what.append("the cross-entropy two tokens ahead: the targets are shifted twice")
+    if not what:
+        with native.no_grad():  # label smoothing eps: (1 - eps) * CE + eps * mean over classes of -log p
+            logp = to_numpy(expect_lg.float().log_softmax(-1) if native.name == "torch" else
+                            F_log_softmax(expect_lg))
+        uniform = float(-logp.mean())
+        if abs(uniform - expect) > 1e-6:
+            eps = (own - expect) / (uniform - expect)
+            if 0 < eps < 0.5 and close(own, (1 - eps) * expect + eps * uniform):
+                return _result("model_loss", True, ev + f"; with label smoothing {_g(eps, 3)} it matches")
     ev += ": it matches " + "; ".join(what) if what else ": no match"
     return _result("model_loss", False, ev,
                    "the loss must be cross_entropy(logits[:, t], token[t+1]) averaged over positions "
@@ -617,7 +632,12 @@ def attention_entropy(model, batch=None, *, min_entropy: float | None = None, se
         if float(np.abs(w.sum(-1) - 1).max()) > 1e-3:
             return _skip("attention_entropy", "the weights do not sum to 1 over keys (see attention_sums_to_one)")
         w4 = w.reshape((-1,) + w.shape[-3:]) if w.ndim >= 4 else w.reshape((-1, 1) + w.shape[-2:])
-        allowed = (w4 > 1e-12).sum(-1)
+        # the keys a query may see come from the mask's structure, not from p > 0: a saturated
+        # softmax underflows to exact zeros too
+        T = w4.shape[-1]
+        causal = float(np.triu(w4, 1).max()) < 1e-6
+        n_keys = np.arange(1, T + 1) if causal else np.full(T, T)
+        allowed = np.broadcast_to(n_keys, w4.shape[:-1])
         rows = allowed >= 4
         if not rows.any():
             continue
@@ -812,13 +832,14 @@ def _estimate_maps(pre, post, T, d):
     largest relative residual of the fit (0 when each position's q is a linear map of its own
     projection)."""
     R = np.zeros((T, d, d))
-    worst = 0.0
+    worst, determined = 0.0, np.zeros(T, dtype=bool)
     for t in range(T):
-        sol, *_ = np.linalg.lstsq(pre[:, t], post[:, t], rcond=None)
+        sol, _, rank, _ = np.linalg.lstsq(pre[:, t], post[:, t], rcond=None)
         R[t] = sol.T
+        determined[t] = rank == d  # fewer independent samples than dimensions: R_t is not pinned down
         fit = pre[:, t] @ sol
         worst = max(worst, float(np.abs(fit - post[:, t]).max() / (np.abs(post[:, t]).max() + 1e-30)))
-    return R, worst
+    return R, worst, determined
 
 
 def rope_rotation(rope, head_dim: int | None = None, n_positions: int = 16, *, tol: float = 1e-4,
@@ -837,12 +858,12 @@ def rope_rotation(rope, head_dim: int | None = None, n_positions: int = 16, *, t
         return _function_rope("rope_rotation", rope, head_dim, n_positions, tol, seed)
     view = _view(rope)
     probe = view.capture(view.random_tokens(1))
-    H = max((a.n_heads for a in probe.attention if a.q is not None), default=1)
     d = max((a.q.shape[-1] for a in probe.attention if a.q is not None), default=1)
-    B = int(min(32, view.vocab_size, max(4, math.ceil(2 * d / max(H, 1)) + 1)))
-    x = view.random_tokens(B, seed=seed)
-    # distinct first tokens: each sequence's position-0 q and k are then found in one row only
-    x[:, 0] = np.random.default_rng(seed).permutation(view.vocab_size)[:B]
+    B = int(min(32, view.vocab_size, max(4, d + 1)))
+    # distinct tokens at every position: each sequence's position-0 q and k are then found in one
+    # row only, and the first layer's q and k at position t span d dimensions (R_t is determined)
+    rng = np.random.default_rng(seed)
+    x = np.stack([rng.permutation(view.vocab_size)[:B] for _ in range(view.probe_len)], axis=1)
     cap = view.capture(x)
     calls = [a for a in cap.attention if a.q is not None and a.k is not None]
     if not _finite(*[a.q for a in calls], *[a.k for a in calls]):
@@ -851,7 +872,7 @@ def rope_rotation(rope, head_dim: int | None = None, n_positions: int = 16, *, t
         if not cap.attention:
             return _no_attention("rope_rotation")
         return _skip("rope_rotation", "q and k of the scores could not be traced")
-    results, rotary_seen, unmatched = [], False, 0
+    results, rotary_seen, unmatched, last = [], False, 0, None
     for a in calls:
         T = a.q.shape[-2]
         sides = {}
@@ -917,21 +938,26 @@ def rope_rotation(rope, head_dim: int | None = None, n_positions: int = 16, *, t
         T, dd = pq.shape[1], pq.shape[2]
         norm_q = float(np.abs(np.linalg.norm(sq, axis=-1) / np.maximum(np.linalg.norm(pq, axis=-1), 1e-30) - 1).max())
         norm_k = float(np.abs(np.linalg.norm(sk, axis=-1) / np.maximum(np.linalg.norm(pk, axis=-1), 1e-30) - 1).max())
+        if max(norm_q, norm_k) >= 1e-3:
+            return _result("rope_rotation", False, f"{name}: |norm ratio - 1| {_g(max(norm_q, norm_k), 2)} over {T} "
+                           f"positions (head_dim {dd}): norm not preserved",
+                           "each pair must turn by one angle: cos and sin of the same frequency on both dims")
+        norm_ev = f"|norm ratio - 1| {_g(max(norm_q, norm_k), 2)} ({T} positions, head_dim {dd}; R_t not estimated)"
+        if last is None:
+            last = _result("rope_rotation", True, norm_ev)
         if pq.shape[0] < dd or pk.shape[0] < dd:
-            ok = max(norm_q, norm_k) < 1e-3
-            ev = f"|norm ratio - 1| {_g(max(norm_q, norm_k), 2)} ({T} positions, head_dim {dd}; too few samples for R_t)"
-            if not ok:
-                return _result("rope_rotation", False, f"{name}: " + ev + ": norm not preserved",
-                               "each pair must turn by one angle: cos and sin of the same frequency on both dims")
             continue
-        (Rq, fq), (Rk, fk) = _estimate_maps(pq, sq, T, dd), _estimate_maps(pk, sk, T, dd)
+        (Rq, fq, okq), (Rk, fk, okk) = _estimate_maps(pq, sq, T, dd), _estimate_maps(pk, sk, T, dd)
         if max(fq, fk) > 1e-3:
             return _result("rope_rotation", False,
                            f"{name}: q or k at position t is not a function of position t's projection (fit error "
                            f"{_g(max(fq, fk), 2)}): positions are mixed between the projection and the scores",
                            "split heads as view(B, T, H, d).transpose(1, 2), not view(B, H, T, d)")
-        qk_err = float(np.abs(Rq - Rk).max())
-        P = min(T, 16)
+        ok = okq & okk
+        P = min(T, 16, int(np.argmin(ok)) if not ok.all() else T)
+        if P < 3:
+            continue
+        qk_err = float(np.abs(Rq[:P] - Rk[:P]).max())
         r = _rotation_verdict("rope_rotation", Rq[:P], Rk[:P], 1e-3, seed, P, dd,
                               extra=f", q/k maps differ by {_g(qk_err, 2)} ({name})")
         if r.status != "pass" or qk_err > 1e-3:
@@ -1030,7 +1056,7 @@ def norms_finite_on_zeros(model) -> CheckResult:
     if bad:
         return _result("norms_finite_on_zeros", False, "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else ""),
                        "a norm divides by sqrt(mean(x^2) + eps): eps must be > 0 (e.g. 1e-6)")
-    ev = f"{n_norms} norm layers finite on all-zeros input"
+    ev = f"{n_norms} norm layer{'s' if n_norms != 1 else ''} finite on all-zeros input"
     if n_blocks:
         ev += f", {n_blocks} blocks finite with an all-zero position"
     return _result("norms_finite_on_zeros", True, ev)
@@ -1083,7 +1109,8 @@ def residual(model, batch=None, *, tol: float = 1e-6, seed: int = 0) -> CheckRes
         measured += 1
         per_block.append(min(deps))
         reads = _norm_placement(view, cap, 100.0, seed).get(bname, ({}, 0.0, True))[0]
-        if reads and max(reads.values()) <= 0.5:  # pre-norm: with every sublayer off, the block is the identity
+        if min(deps) > tol and reads and max(reads.values()) <= 0.5:
+            # pre-norm with a path around every sublayer: with all of them off, the block is the identity
             hooks = [(w.module, _zero_hook(view.native)) for w in writers]
             o = to_numpy(_replay(view, call, xi, hooks=hooks))
             off = float(np.linalg.norm(o - xi) / (np.linalg.norm(xi) + 1e-30))
@@ -1168,8 +1195,9 @@ def prenorm(model, batch=None, *, scale: float = 100.0, tol: float = 0.5, seed: 
         if e > tol:
             if out_change <= tol:
                 post.append(bname)
-            else:
-                missing.append((bname, _rel_name(name, bname), e))
+            else:  # name the first sublayer (in call order) that reads the raw stream
+                first = next(n for n, v in reads.items() if v > tol)
+                missing.append((bname, _rel_name(first, bname), e))
         if e > worst:
             worst, where = e, f"{_rel_name(name, bname)} in {bname}"
     ev = (f"max |log10 change| of a sublayer's per-token input RMS when every other block-input token is "

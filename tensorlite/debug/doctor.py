@@ -12,14 +12,18 @@ prints the same table; ``tensorlite doctor --model pkg.module:factory`` does it 
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..train import build
 from . import checks as C
 from .checks import REGISTRY, CheckResult, DoctorContext
+from .native import is_torch
 from .view import model_view
 
 __all__ = ["CHECK_ORDER", "DoctorReport", "doctor", "doctor_for_config"]
@@ -150,6 +154,38 @@ def doctor(model, optimizer=None, scheduler=None, *, config=None, batcher=None, 
         model_batch = (x, y)
     ctx = DoctorContext(view=view, optimizer=optimizer, scheduler=scheduler if scheduler is not None else config,
                         batch=model_batch, data=data, loss_fn=loss_fn, overfit_steps=overfit_steps, seed=seed)
+    with _few_threads(model):
+        results = _run_all(ctx, view, view_error, only, skip)
+    return DoctorReport(results, found=view.describe() if view is not None else "")
+
+
+#: Below this many parameters the doctor's ops are too small to gain from BLAS / OpenMP threads,
+#: and spinning threads on a busy machine can make them many times slower: one thread is used.
+SMALL_MODEL = 5_000_000
+
+
+@contextlib.contextmanager
+def _few_threads(model):
+    try:
+        n = sum(int(np.prod(p.shape)) for p in model.parameters())
+    except Exception:
+        n = SMALL_MODEL
+    if n >= SMALL_MODEL:
+        yield
+        return
+    torch = sys.modules.get("torch") if is_torch(model) else None
+    prev = torch.get_num_threads() if torch is not None else None
+    try:
+        if torch is not None:
+            torch.set_num_threads(1)
+        with threadpool_limits(1):
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(prev)
+
+
+def _run_all(ctx, view, view_error, only, skip):
     results = []
     for spec in REGISTRY:
         if (only is not None and spec.name not in only) or (skip is not None and spec.name in skip):
@@ -161,7 +197,7 @@ def doctor(model, optimizer=None, scheduler=None, *, config=None, batcher=None, 
             results.append(_error(spec.name, view_error))
         else:
             results.append(_run(spec, ctx))
-    return DoctorReport(results, found=view.describe() if view is not None else "")
+    return results
 
 
 def doctor_for_config(config, **kwargs) -> DoctorReport:

@@ -235,7 +235,15 @@ class ModelView:
         for attempt in range(3):
             T = max(T, 3)
             x = np.random.default_rng(0).integers(0, V, size=(2, T))
-            out, cap = self._probe(x)
+            try:
+                out, cap = self._probe(x)
+            except Exception:
+                # some models only take their full context (a position table added unsliced)
+                if self.seq_len is None or T == self.seq_len or self.seq_len > 1024:
+                    raise
+                T = self.seq_len
+                x = np.random.default_rng(0).integers(0, V, size=(2, T))
+                out, cap = self._probe(x)
             lg = self._logits_of(out, x)
             if lg is None:
                 raise ValueError(f"model_view: the forward of {type(model).__name__} returned "
@@ -266,11 +274,17 @@ class ModelView:
                 with Capture(self.model, seq_len=x.shape[1]) if hasattr(self.model, "named_modules") else _Null() as cap:
                     out = self.user_logits_fn(tok)
                 return out, cap
-            with Capture(self.model, seq_len=x.shape[1]) as cap:
-                out = self.model(tok)
-            lg = self._logits_of(out)
+            kws = self._targets_kwargs()
+            try:
+                with Capture(self.model, seq_len=x.shape[1]) as cap:
+                    out = self.model(tok)
+            except TypeError:
+                if not kws:
+                    raise
+                out, cap = None, None  # a forward(idx, targets) without a default: targets it is
+            lg = self._logits_of(out) if out is not None else None
             full = lg is not None and len(lg.shape) == 3 and tuple(lg.shape[:2]) == tuple(x.shape)
-            for kw in self._targets_kwargs():
+            for kw in kws:
                 y = tok if kw == "labels" else self.native.zeros_like(tok)
                 with Capture(self.model, seq_len=x.shape[1]) as cap2:
                     out2 = self.model(tok, **{kw: y})
@@ -440,7 +454,8 @@ class ModelView:
         return found
 
     def _is_norm_call(self, c) -> bool:
-        """A leaf module whose output does not change when its (float) input is scaled by 10."""
+        """A leaf module whose output does not change when its (float) input is scaled by 10 (the
+        input it got in the forward, each row brought to unit RMS first)."""
         m, i, o = c.module, c.input, c.out
         if not (_is_float(i) and _is_float(o)) or tuple(i.shape) != tuple(o.shape) or len(i.shape) < 2:
             return False
@@ -454,9 +469,11 @@ class ModelView:
         a = to_numpy(i)
         if not np.isfinite(a).all() or float(np.abs(a).max()) == 0.0:
             return False
+        # the recorded input at unit RMS per row, so that a norm's eps cannot hide the invariance
+        a = a / np.maximum(np.sqrt((a * a).mean(-1, keepdims=True)), 1e-30)
         try:
             with self.native.no_grad():
-                o1 = to_numpy(first_tensor(m(i)))
+                o1 = to_numpy(first_tensor(m(self.native.floats(a, i))))
                 o10 = to_numpy(first_tensor(m(self.native.floats(a * 10.0, i))))
         except Exception:  # a module that cannot be rerun alone is no norm we can use
             return False
