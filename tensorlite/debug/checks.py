@@ -548,12 +548,13 @@ def _projection_chunks(view, cap, a, vecs):
     for n in range(len(vecs)):
         if vn[n] < 1e-12:
             continue
+        # the same float32 vector, scaled, has a cosine of 1 - 1e-14 or so: 1e-9 rules out near misses
         j = int(np.argmax(np.where(ok_t, cos[n], -2)))
-        if cos[n, j] > 1 - 1e-5:
+        if cos[n, j] > 1 - 1e-9:
             out[n] = ("exact", float(vn[n] / tn[j]), *where[j])
             continue
         j = int(np.argmax(np.where(ok_t, acos[n], -2)))
-        if acos[n, j] > 1 - 1e-5 and abs(float(vn[n] / tn[j]) - 1) < 0.5:
+        if acos[n, j] > 1 - 1e-9 and abs(float(vn[n] / tn[j]) - 1) < 0.5:
             out[n] = ("flipped", float(vn[n] / tn[j]), *where[j])
     return out, where
 
@@ -564,7 +565,7 @@ def _prescale(view, cap, a, operand):
     rows = operand.reshape(-1, operand.shape[-2], operand.shape[-1])[:, 0, :]
     found, _ = _projection_chunks(view, cap, a, rows)
     alphas = [f[1] for f in found if f is not None and f[0] == "exact"]
-    return float(np.median(alphas)) if alphas else None
+    return float(np.median(alphas)) if len(alphas) >= 0.9 * len(found) else None
 
 
 def attention_scale(model, batch=None, *, tol: float = 1.2, seed: int = 0) -> CheckResult:
@@ -592,6 +593,9 @@ def attention_scale(model, batch=None, *, tol: float = 1.2, seed: int = 0) -> Ch
         if abs(math.log(max(abs(ratio), 1e-12))) > abs(math.log(max(abs(worst), 1e-12))):
             worst, where = ratio, name
     if not per_layer:
+        if any(a.q is not None and a.scale is None for a in cap.attention):
+            return _skip("attention_scale", "the softmax's logits are not one multiple of q.k: a bias is added "
+                                            "to the scores (ALiBi, relative positions?), so no scale to read")
         return _skip("attention_scale", "q and k of the scores could not be traced (e.g. nn.MultiheadAttention, "
                                         "which scales correctly by construction)")
     if not math.isfinite(worst):
