@@ -12,7 +12,7 @@ from user_models import tl_lm, torch_lm
 
 import tensorlite as tl
 from tensorlite import autograd, nn
-from tensorlite.debug.capture import Capture, capture_attention
+from tensorlite.debug import Capture, capture_attention
 
 
 # ------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ doctor's preflight checks, probes, the dashboard, a diagnosis from metrics, NaN 
 
 from . import anomaly, capture, checks, lab, metrics, probes, view
 from .anomaly import AnomalyError, detect_anomaly
-from .capture import AttentionCall, Capture, ModuleCall, capture_attention
+from .capture import AttentionCall, Capture, ModuleCall
 from .checks import REGISTRY, CheckResult
 from .dashboard import dashboard, render_dashboard
 from .diagnose import Diagnosis, Finding, Thresholds, diagnose
@@ -14,7 +14,7 @@ from .memory import ArrayMemory, array_memory
 from .metrics import data_entropy, load_metrics
 from .probes import Probes
 from .run_report import WriteDashboard
-from .view import ModelView, eval_mode, model_view
+from .view import ModelView, capture_attention, eval_mode, model_view
 
 __all__ = [
     "REGISTRY",

@@ -17,7 +17,7 @@ tensorlite ops are seen through :class:`tensorlite.autograd.observe`; torch ops 
 the reference formula ``softmax(q k^T * scale + mask)``. Nothing in the model changes: its
 ``forward`` methods are wrapped for the duration of the context and put back afterwards.
 
-Example::
+Example (``tensorlite.debug.capture_attention(model)`` does the same through the model view)::
 
     with Capture(model) as cap:
         model(tokens)
@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..autograd import observe
 from .native import is_torch, native_for, to_numpy
 
-__all__ = ["AttentionCall", "Capture", "ModuleCall", "capture_attention", "first_tensor"]
+__all__ = ["AttentionCall", "Capture", "ModuleCall", "first_tensor"]
 
 # ops whose output is a product of two operands: the attention scores q @ k^T come from one of them
 _MATMULS_TORCH = {"matmul", "__matmul__", "bmm", "mm", "baddbmm", "einsum"}
@@ -434,8 +435,6 @@ class Capture:
         if self.torch:
             self._ctx = self._torch_mode()
         else:
-            from ..autograd import observe  # noqa: PLC0415
-
             self._ctx = observe(forward=self._on_tl_op)
         try:
             self._ctx.__enter__()
@@ -472,17 +471,3 @@ class Capture:
             out.append(self.calls[i])
             todo[:0] = self.calls[i].children
         return out
-
-
-def capture_attention(model, tokens=None, **view_options) -> list:
-    """The :class:`AttentionCall` list of one forward of ``model`` on ``tokens`` (int array
-    ``(B, T)``; default: random tokens of the model's vocabulary), run in eval mode without
-    gradients through the model's :func:`~tensorlite.debug.view.model_view` (``view_options`` are
-    its overrides, e.g. ``blocks="h"``)."""
-    from .view import model_view  # noqa: PLC0415
-
-    view = model_view(model, **view_options)
-    if tokens is None:
-        tokens = view.random_tokens()
-    return view.capture(np.asarray(tokens)).attention
-

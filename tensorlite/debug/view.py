@@ -31,7 +31,7 @@ import numpy as np
 from .capture import Capture, first_tensor
 from .native import eval_mode, is_torch, native_for, to_numpy
 
-__all__ = ["CONTEXT_NAMES", "VOCAB_NAMES", "ModelView", "eval_mode", "model_view"]
+__all__ = ["CONTEXT_NAMES", "VOCAB_NAMES", "ModelView", "capture_attention", "eval_mode", "model_view"]
 
 #: Config attribute names read for the context length, in order.
 CONTEXT_NAMES = ("seq_len", "block_size", "n_positions", "max_position_embeddings", "context_length",
@@ -585,3 +585,15 @@ def model_view(model, **overrides) -> ModelView:
     if isinstance(model, ModelView):
         return model
     return ModelView(model, **overrides)
+
+
+def capture_attention(model, tokens=None, **view_options) -> list:
+    """The :class:`AttentionCall` list of one forward of ``model`` on ``tokens`` (int array
+    ``(B, T)``; default: random tokens of the model's vocabulary), run in eval mode without
+    gradients through the model's :func:`~tensorlite.debug.view.model_view` (``view_options`` are
+    its overrides, e.g. ``blocks="h"``)."""
+    view = model_view(model, **view_options)
+    if tokens is None:
+        tokens = view.random_tokens()
+    return view.capture(np.asarray(tokens)).attention
+
