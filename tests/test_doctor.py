@@ -12,6 +12,7 @@ import tensorlite as tl
 from tensorlite import cli, data, nn, optim
 from tensorlite import faults as fault_zoo
 from tensorlite import functional as F
+from tensorlite._docs import DOCS_URL
 from tensorlite.debug import checks as C
 from tensorlite.debug import doctor
 from tensorlite.debug.checks import REGISTRY
@@ -63,7 +64,7 @@ def test_every_check_passes_on_healthy_models(arch):
     for name, check in MODEL_CHECKS.items():
         r = check(model)
         assert r.status in ("pass", "skip"), (name, r.evidence)
-        assert r.name == name and r.doc_url == C.DOCS_BASE_URL + f"debug/doctor/#{name}"
+        assert r.name == name and r.doc_url == DOCS_URL + f"debug/doctor/#{name}"
     if arch.get("pos") == "learned":
         assert C.rope_rotation(model).status == "skip"
 
@@ -98,8 +99,8 @@ def test_the_registry_is_the_one_list_of_checks():
 def test_doc_links_are_site_urls_and_the_anchors_exist():
     import pathlib
 
-    assert C.check_url("residual") == C.DOCS_BASE_URL + "debug/doctor/#residual"
-    assert C.DOCS_BASE_URL.startswith("https://") and "docs/" not in C.check_url("residual")
+    assert C.check_url("residual") == DOCS_URL + "debug/doctor/#residual"
+    assert DOCS_URL.startswith("https://") and "docs/" not in C.check_url("residual")
     page = (pathlib.Path(__file__).parents[1] / "docs" / "debug" / "doctor.md").read_text()
     for name in CHECK_ORDER:
         assert f"### `{name}`" in page, name

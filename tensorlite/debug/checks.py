@@ -17,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import functional as F
+from .._docs import docs_url
 from ..nn import Parameter
 from ..optim import warmup_cosine_lr
 from .capture import Capture, first_tensor
@@ -34,7 +34,6 @@ from .view import ModelView, model_view
 __all__ = [
     "CheckResult",
     "CheckSpec",
-    "DOCS_BASE_URL",
     "REGISTRY",
     "attention_entropy",
     "attention_scale",
@@ -42,7 +41,6 @@ __all__ = [
     "batch_independence",
     "causal_leak",
     "check_url",
-    "docs_url",
     "eval_determinism",
     "final_norm",
     "gradient_flow",
@@ -66,20 +64,13 @@ __all__ = [
     "rope_values",
 ]
 
-#: Where the documentation site lives; hints link to ``DOCS_BASE_URL + page + "#" + anchor``.
-#: ``TENSORLITE_DOCS_URL`` overrides it (e.g. a local ``mkdocs serve``).
-DOCS_BASE_URL = os.environ.get("TENSORLITE_DOCS_URL", "https://tensorlite.readthedocs.io/en/latest/")
-DOCTOR_PAGE = "debug/doctor/"
-
-
-def docs_url(page: str, anchor: str = "") -> str:
-    """The site URL of a docs page (``"debug/doctor/"``) and anchor."""
-    base = DOCS_BASE_URL if DOCS_BASE_URL.endswith("/") else DOCS_BASE_URL + "/"
-    return base + page + (f"#{anchor}" if anchor else "")
+#: The doctor's page; hints link to its sections on the documentation site
+#: (:data:`tensorlite._docs.DOCS_URL`, ``TENSORLITE_DOCS_URL`` to override).
+DOCTOR_PAGE = "debug/doctor.md"
 
 
 def check_url(name: str) -> str:
-    """The URL of a check's section on the doctor's page."""
+    """The site URL of a check's section on the doctor's page."""
     return docs_url(DOCTOR_PAGE, name)
 
 
