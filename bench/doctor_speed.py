@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "examples")]
 
 
 def cases():
-    import nanogpt_style
+    import torch_gpt
     from user_models import tl_lm, torch_lm
 
     import tensorlite as tl
@@ -38,8 +38,8 @@ def cases():
         return dict(model=m, optimizer=opt, scheduler=optim.lr_scheduler.WarmupCosine(opt, 20, 200))
 
     def example():
-        m, o, s = nanogpt_style.make()
-        return dict(model=m, optimizer=o, scheduler=s, batch=nanogpt_style.get_batch())
+        m, o, s = torch_gpt.make()
+        return dict(model=m, optimizer=o, scheduler=s, batch=torch_gpt.get_batch())
 
     return {
         "tensorlite nn.GPT": tl_gpt,

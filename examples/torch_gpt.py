@@ -9,7 +9,7 @@ blocks in ``transformer.h``, a fused ``c_attn`` projection, ``scaled_dot_product
 attention itself is one small method, ``attend``, so that the docs can show a bug as a one-line
 override.
 
-    python -m tensorlite doctor --model examples/nanogpt_style.py:make --batch examples/nanogpt_style.py:get_batch
+    python -m tensorlite doctor --model examples/torch_gpt.py:make --batch examples/torch_gpt.py:get_batch
 """
 
 from __future__ import annotations
