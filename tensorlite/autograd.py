@@ -86,8 +86,8 @@ class enable_grad(_GradMode):
     mode = True
 
 
-# Observers of every op, used by ``tensorlite.debug.detect_anomaly``. Empty in normal runs, so the
-# hot path pays one truthiness test.
+# Observers of every op (see :class:`observe`). Empty in normal runs, so the hot path pays one
+# truthiness test.
 _forward_observers: list = []
 _backward_observers: list = []
 _new_tensor = object.__new__
@@ -118,6 +118,49 @@ def _edges(inputs) -> tuple:
         g = inputs[0].grad_fn
         return inputs if g is None else (_Edge(g),)
     return tuple([t if t.grad_fn is None else _Edge(t.grad_fn) for t in inputs])
+
+
+class observe:
+    """See every op while the context is active: the public face of the op observers.
+
+    ``forward(fn, inputs, result)`` is called after each op's forward with the graph node ``fn``
+    (a :class:`Function`: ``fn.name`` is the op, and the op's own attributes, e.g. a softmax's
+    ``dim``, are on it), its input tensors and its output tensor, also under ``no_grad``.
+    ``backward(fn, input_grads)`` is called after each node's backward with the gradient arrays it
+    returns, one per input. An observer may raise to stop the computation (``detect_anomaly``
+    does). Nested contexts stack; each removes exactly its own observers on exit.
+
+    Example: count the ops of one forward::
+
+        n = [0]
+        with tl.autograd.observe(forward=lambda fn, inputs, out: n.__setitem__(0, n[0] + 1)):
+            model(x)
+    """
+
+    def __init__(self, forward=None, backward=None) -> None:
+        if forward is None and backward is None:
+            raise TypeError("observe: give forward=, backward= or both (callables)")
+        for name, f in (("forward", forward), ("backward", backward)):
+            if f is not None and not callable(f):
+                raise TypeError(f"observe: {name} must be callable, got {type(f).__name__}")
+        self.forward, self.backward = forward, backward
+
+    def __enter__(self):
+        if self.forward is not None:
+            _forward_observers.append(self.forward)
+        if self.backward is not None:
+            _backward_observers.append(self.backward)
+        return self
+
+    def __exit__(self, *exc):
+        # remove by identity from the end: the same callable may be registered twice by nesting
+        for obs, reg in ((self.forward, _forward_observers), (self.backward, _backward_observers)):
+            if obs is not None:
+                for i in range(len(reg) - 1, -1, -1):
+                    if reg[i] is obs:
+                        del reg[i]
+                        break
+        return False
 
 
 class Function:

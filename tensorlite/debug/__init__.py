@@ -1,10 +1,12 @@
-"""Tools that find out why transformer training fails: probes, the dashboard, the doctor's
-preflight checks, a diagnosis from metrics, NaN provenance (``detect_anomaly``) and the array
-memory a graph holds (``array_memory``)."""
+"""Tools that find out why transformer training fails, on tensorlite and PyTorch models: the model
+view (what the blocks, attention, norms and head of any model are), attention capture, the
+doctor's preflight checks, probes, the dashboard, a diagnosis from metrics, NaN provenance
+(``detect_anomaly``) and the array memory a graph holds (``array_memory``)."""
 
-from . import anomaly, checks, lab, metrics, probes
+from . import anomaly, capture, checks, lab, metrics, probes, view
 from .anomaly import AnomalyError, detect_anomaly
-from .checks import CheckResult
+from .capture import AttentionCall, Capture, ModuleCall
+from .checks import REGISTRY, CheckResult
 from .dashboard import dashboard, render_dashboard
 from .diagnose import Diagnosis, Finding, Thresholds, diagnose
 from .doctor import DoctorReport, doctor, doctor_for_config
@@ -12,18 +14,26 @@ from .memory import ArrayMemory, array_memory
 from .metrics import data_entropy, load_metrics
 from .probes import Probes
 from .run_report import WriteDashboard
+from .view import ModelView, capture_attention, eval_mode, model_view
 
 __all__ = [
+    "REGISTRY",
     "AnomalyError",
     "ArrayMemory",
+    "AttentionCall",
+    "Capture",
     "CheckResult",
     "Diagnosis",
     "DoctorReport",
     "Finding",
+    "ModelView",
+    "ModuleCall",
     "Probes",
     "Thresholds",
     "anomaly",
     "array_memory",
+    "capture",
+    "capture_attention",
     "checks",
     "dashboard",
     "data_entropy",
@@ -31,10 +41,13 @@ __all__ = [
     "diagnose",
     "doctor",
     "doctor_for_config",
+    "eval_mode",
     "lab",
     "load_metrics",
     "metrics",
+    "model_view",
     "probes",
     "render_dashboard",
     "WriteDashboard",
+    "view",
 ]

@@ -1,10 +1,10 @@
 """NaN provenance: ``detect_anomaly()`` stops at the first op that produces NaN or Inf.
 
-While the context is active every op is observed through the autograd observer lists
-(``tensorlite.autograd._forward_observers`` / ``_backward_observers``). In the forward pass the
-output of each op is tested; in the backward pass the gradients each node returns are tested. The
-first non-finite value raises :class:`AnomalyError` naming the op, the statistics of its inputs,
-and the line of user code (the first stack frame outside tensorlite) that created the op.
+While the context is active every op is observed through :class:`tensorlite.autograd.observe`.
+In the forward pass the output of each op is tested; in the backward pass the gradients each
+node returns are tested. The first non-finite value raises :class:`AnomalyError` naming the op,
+the statistics of its inputs, and the line of user code (the first stack frame outside
+tensorlite) that created the op.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class detect_anomaly:
 
     def __init__(self, forward: bool = True, backward: bool = True):
         self.forward, self.backward = forward, backward
-        self._fwd = self._bwd = None
+        self._observer = None
 
     def _on_forward(self, fn, inputs, result):
         site = _user_frame(3)
@@ -134,18 +134,13 @@ class detect_anomaly:
                 raise AnomalyError("backward", fn.name, stats, _location(site), TensorStats(g), which=i)
 
     def __enter__(self):
-        self._fwd = self._on_forward
-        autograd._forward_observers.append(self._fwd)
-        if self.backward:
-            self._bwd = self._on_backward
-            autograd._backward_observers.append(self._bwd)
+        self._observer = autograd.observe(self._on_forward, self._on_backward if self.backward else None)
+        self._observer.__enter__()
         return self
 
     def __exit__(self, *exc):
-        autograd._forward_observers.remove(self._fwd)
-        if self._bwd is not None:
-            autograd._backward_observers.remove(self._bwd)
-        self._fwd = self._bwd = None
+        self._observer.__exit__(*exc)
+        self._observer = None
         return False
 
     def __call__(self, fn):

@@ -30,6 +30,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import device_of, to_numpy
 from ..tensor import Tensor
+from .native import eval_mode
 
 __all__ = ["Probes", "measure_activations", "spectral_norm", "forward_stats", "is_dead_head",
            "DEAD_HEAD_ENTROPY", "DEAD_HEAD_SHARE", "DEAD_UNIT_RULE"]
@@ -133,7 +134,6 @@ def measure_activations(model, x, stack: _Stack | None = None):
     stack = stack if stack is not None else _Stack()
     handles, found = [], {}
     attn = _attention_modules(model)
-    was_training = getattr(model, "training", False)
 
     def keep(key):
         def hook(module, inputs, output):
@@ -155,15 +155,14 @@ def measure_activations(model, x, stack: _Stack | None = None):
     try:
         for _, m in attn:
             m.record_attention = True
-        model.eval()
-        logits = model(x)
+        with eval_mode(model):
+            logits = model(x)
     finally:
         for h in handles:
             h.remove()
         weights = {name: m.last_attention for name, m in attn}
         for (_, m), p in zip(attn, prev):
             m.record_attention = p
-        model.train(was_training)
     xp = _xp(logits.data)
     finite = [xp.isfinite(logits.data).all()]
     for key, _ in _residual_points(model):
