@@ -172,6 +172,18 @@ def _softmax(x, axis=-1):
         return e / e.sum(axis=axis, keepdims=True)
 
 
+def _tiled_weights(q, k, scale, mask, causal):
+    """The attention weights a tiled kernel never forms: ``softmax(q k^T * scale + mask)``."""
+    scores = (q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)) * scale
+    t_q, t_k = scores.shape[-2:]
+    if causal:
+        scores = np.where(np.tril(np.ones((t_q, t_k), dtype=bool), k=t_k - t_q), scores, -np.inf)
+    if mask is not None:
+        mask = to_numpy(mask)
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else scores + mask
+    return _softmax(scores)
+
+
 def _mode_ratio(num: np.ndarray, den: np.ndarray, keep: np.ndarray) -> float | None:
     """The most common value of ``num / den`` over ``keep`` (robust to masked entries, which
     hold -inf, a large negative number or a 0 instead of the scaled score)."""
@@ -373,10 +385,14 @@ class Capture:
         self._keep.append(out)
         if name == "Softmax":
             self._softmax_seen(inputs[0], out, fn.dim, _MATMULS_TL)
-        elif name == "Attention":
-            q, k, v = (to_numpy(t) for t in inputs[:3])
-            if self._is_attention_shape(tuple(fn.p.shape)):
-                self._add(kind="fused", weights=to_numpy(fn.p), dim=-1, q=q, k=k, v=v, scale=float(fn.scale))
+        elif name in ("Attention", "PackedSelfAttention", "TiledAttention"):
+            # tensorlite's fused kernels: the weights they keep, or (tiled: never formed) rebuilt
+            q, k, v = (to_numpy(a) for a in (fn.q, fn.k, fn.v))
+            p = getattr(fn, "p", None)
+            if p is None:
+                p = _tiled_weights(q, k, float(fn.scale), getattr(fn, "mask", None), fn.causal)
+            if self._is_attention_shape(tuple(p.shape)):
+                self._add(kind="fused", weights=to_numpy(p), dim=-1, q=q, k=k, v=v, scale=float(fn.scale))
 
     def _torch_mode(self):
         from torch.overrides import TorchFunctionMode  # noqa: PLC0415
