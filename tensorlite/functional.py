@@ -12,8 +12,8 @@ import numpy as np
 from . import backend, kernels
 from .amp import state as _amp
 from .autograd import Function, unbroadcast
+from .backend import array_module, scatter_add
 from .backend import erf as _erf
-from .backend import scatter_add
 from .kernels import attention as attention_kernels
 from .kernels import fused
 from .random import generator
@@ -117,10 +117,6 @@ def _dim(d: int, ndim: int, op: str = "dim") -> int:
     return d % n
 
 
-def _xp(t):
-    return t.device.xp
-
-
 def _autocast_lower(*tensors):
     """Under autocast: float tensors in the lower precision (float16); others as they are."""
     dt = _amp.dtype
@@ -190,7 +186,7 @@ class Pow(Function):
         ga = unbroadcast(g * b * a ** (b - 1), a.shape) if na else None
         gb = None
         if nb:
-            xp = _ns(a)
+            xp = array_module(a)
             safe = xp.where(a > 0, a, 1)
             gb = unbroadcast(g * self.out * xp.log(safe), b.shape)
         return ga, gb
@@ -338,26 +334,17 @@ class Neg(Function):
 
 class Exp(Function):
     def forward(self, a):
-        self.out = _ns(a).exp(a)
+        self.out = array_module(a).exp(a)
         return self.out
 
     def backward(self, g):
         return g * self.out
 
 
-def _ns(a):
-    """The array module of ``a`` (NumPy or CuPy)."""
-    if isinstance(a, (np.ndarray, np.generic)):  # np.generic: 0-d NumPy arithmetic yields scalars
-        return np
-    import cupy  # noqa: PLC0415
-
-    return cupy
-
-
 class Log(Function):
     def forward(self, a):
         self.a = a
-        return _ns(a).log(a)
+        return array_module(a).log(a)
 
     def backward(self, g):
         return g / self.a
@@ -365,7 +352,7 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, a):
-        self.out = _ns(a).sqrt(a)
+        self.out = array_module(a).sqrt(a)
         return self.out
 
     def backward(self, g):
@@ -374,7 +361,7 @@ class Sqrt(Function):
 
 class Rsqrt(Function):
     def forward(self, a):
-        self.out = 1 / _ns(a).sqrt(a)
+        self.out = 1 / array_module(a).sqrt(a)
         return self.out
 
     def backward(self, g):
@@ -384,20 +371,20 @@ class Rsqrt(Function):
 class Abs(Function):
     def forward(self, a):
         self.a = a
-        return _ns(a).abs(a)
+        return array_module(a).abs(a)
 
     def backward(self, g):
-        return g * _ns(self.a).sign(self.a)
+        return g * array_module(self.a).sign(self.a)
 
 
 class Tanh(Function):
     def forward(self, a):
-        self.out = _ns(a).tanh(a)
+        self.out = array_module(a).tanh(a)
         return self.out
 
     def backward(self, g):
         out = self.out  # 1 - tanh^2, built in one buffer (ufuncs with out= keep 0-d arrays arrays)
-        xp = _ns(out)
+        xp = array_module(out)
         d = xp.empty_like(out)
         xp.multiply(out, out, out=d)
         xp.subtract(1, d, out=d)
@@ -407,7 +394,7 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     def forward(self, a):
-        xp = _ns(a)
+        xp = array_module(a)
         # the two branches avoid overflow of exp for large |a|
         e = xp.exp(-xp.abs(a))
         self.out = xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
@@ -431,7 +418,7 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 class Gelu(Function):
     def forward(self, a, approximate="none"):
-        xp = _ns(a)
+        xp = array_module(a)
         self.a, self.approximate = a, approximate
         if approximate == "tanh":
             # fused: one pass per cached block, on every core; backward recomputes the tanh
@@ -440,7 +427,7 @@ class Gelu(Function):
         return a * self.cdf
 
     def backward(self, g):
-        a, xp = self.a, _ns(self.a)
+        a, xp = self.a, array_module(self.a)
         if self.approximate == "tanh":
             return fused.gelu_tanh_backward(a, g)
         pdf = xp.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
@@ -449,7 +436,7 @@ class Gelu(Function):
 
 class Silu(Function):
     def forward(self, a):
-        xp = _ns(a)
+        xp = array_module(a)
         e = xp.exp(-xp.abs(a))
         self.a = a
         self.s = xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
@@ -462,7 +449,7 @@ class Silu(Function):
 
 class Clamp(Function):
     def forward(self, a, lo=None, hi=None):
-        xp = _ns(a)
+        xp = array_module(a)
         self.mask = xp.ones(a.shape, dtype=bool)
         if lo is not None:
             self.mask &= a >= lo
@@ -543,8 +530,8 @@ def clamp(a, min=None, max=None):
 # ================================================================================================
 def _expand_grad(g, shape, axes, keepdim):
     if not keepdim:
-        g = _ns(g).expand_dims(g, axes) if axes else g
-    return _ns(g).broadcast_to(g, shape)
+        g = array_module(g).expand_dims(g, axes) if axes else g
+    return array_module(g).broadcast_to(g, shape)
 
 
 class Sum(Function):
@@ -586,11 +573,11 @@ class Var(Function):
 
 class Std(Var):
     def forward(self, a, axes=None, keepdim=False, correction=1):
-        self.out = _ns(a).sqrt(super().forward(a, axes, keepdim, correction))
+        self.out = array_module(a).sqrt(super().forward(a, axes, keepdim, correction))
         return self.out
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = self.out
         safe = xp.where(out == 0, 1, out)
         return super().backward(xp.where(out == 0, 0, g / (2 * safe)))
@@ -608,7 +595,7 @@ class AMax(Function):
     def backward(self, g):
         mask = self.mask
         if not self.keepdim:
-            g = _ns(g).expand_dims(g, self.axes)
+            g = array_module(g).expand_dims(g, self.axes)
         return mask * (g / mask.sum(axis=self.axes, keepdims=True))
 
 
@@ -616,7 +603,7 @@ class MaxWithIndices(Function):
     """``max(dim)`` / ``min(dim)`` values; the gradient goes to the returned index (as torch)."""
 
     def forward(self, a, dim=0, keepdim=False, use_min=False):
-        xp = _ns(a)
+        xp = array_module(a)
         idx = xp.argmin(a, axis=dim) if use_min else xp.argmax(a, axis=dim)
         self.idx = xp.expand_dims(idx, dim)
         self.shape, self.dim, self.keepdim = a.shape, dim, keepdim
@@ -624,7 +611,7 @@ class MaxWithIndices(Function):
         return vals if keepdim else vals.squeeze(axis=dim)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         if not self.keepdim:
             g = xp.expand_dims(g, self.dim)
@@ -699,7 +686,7 @@ def _no_grad_result(a, arr):
 
 def argmax(a, dim=None, keepdim: bool = False):
     """Index of the largest element over ``dim`` (of the flattened tensor when None); int64, no gradient."""
-    xp = _xp(a)
+    xp = array_module(a)
     if dim is None:
         return _no_grad_result(a, xp.asarray(xp.argmax(a.data), dtype=np.int64))
     dim = _dim(dim, a.ndim, "argmax")
@@ -708,7 +695,7 @@ def argmax(a, dim=None, keepdim: bool = False):
 
 def argmin(a, dim=None, keepdim: bool = False):
     """Index of the smallest element over ``dim`` (of the flattened tensor when None); int64, no gradient."""
-    xp = _xp(a)
+    xp = array_module(a)
     if dim is None:
         return _no_grad_result(a, xp.asarray(xp.argmin(a.data), dtype=np.int64))
     dim = _dim(dim, a.ndim, "argmin")
@@ -788,17 +775,17 @@ def logical_not(a):
 
 def isnan(a):
     """Elementwise NaN test (bool)."""
-    return _no_grad_result(a, _xp(a).isnan(a.data))
+    return _no_grad_result(a, array_module(a).isnan(a.data))
 
 
 def isinf(a):
     """Elementwise infinity test (bool)."""
-    return _no_grad_result(a, _xp(a).isinf(a.data))
+    return _no_grad_result(a, array_module(a).isinf(a.data))
 
 
 def isfinite(a):
     """Elementwise finiteness test (bool)."""
-    return _no_grad_result(a, _xp(a).isfinite(a.data))
+    return _no_grad_result(a, array_module(a).isfinite(a.data))
 
 
 # ================================================================================================
@@ -918,7 +905,7 @@ class Permute(Function):
 class Expand(Function):
     def forward(self, a, shape=None):
         self.src = a.shape
-        return _ns(a).broadcast_to(a, shape)
+        return array_module(a).broadcast_to(a, shape)
 
     def backward(self, g):
         return unbroadcast(g, self.src)
@@ -1003,20 +990,20 @@ class Cat(Function):
     def forward(self, *arrays, dim=0):
         self.dim = dim
         self.sizes = [x.shape[dim] for x in arrays]
-        return _ns(arrays[0]).concatenate(arrays, axis=dim)
+        return array_module(arrays[0]).concatenate(arrays, axis=dim)
 
     def backward(self, g):
         bounds = np.cumsum(self.sizes)[:-1].tolist()
-        return tuple(_ns(g).split(g, bounds, axis=self.dim))
+        return tuple(array_module(g).split(g, bounds, axis=self.dim))
 
 
 class Stack(Function):
     def forward(self, *arrays, dim=0):
         self.dim = dim
-        return _ns(arrays[0]).stack(arrays, axis=dim)
+        return array_module(arrays[0]).stack(arrays, axis=dim)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         return tuple(xp.take(g, i, axis=self.dim) for i in range(g.shape[self.dim]))
 
 
@@ -1109,7 +1096,7 @@ class GetItem(Function):
         return a[key]
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         if _is_advanced(self.key):
             scatter_add(xp, out, self.key, g)  # repeated indices accumulate
@@ -1130,11 +1117,11 @@ def getitem(a, key):
 class Where(Function):
     def forward(self, a, b, cond=None):
         self.cond, self.sa, self.sb = cond, a.shape, b.shape
-        return _ns(a).where(cond, a, b)
+        return array_module(a).where(cond, a, b)
 
     def backward(self, g):
         zero = g.dtype.type(0)
-        xp = _ns(g)
+        xp = array_module(g)
         return (
             unbroadcast(xp.where(self.cond, g, zero), self.sa),
             unbroadcast(xp.where(self.cond, zero, g), self.sb),
@@ -1160,10 +1147,10 @@ def where(condition, a, b):
 class MaskedFill(Function):
     def forward(self, a, mask=None, value=0.0):
         self.mask, self.shape = mask, a.shape
-        return _ns(a).where(mask, a.dtype.type(value), a)
+        return array_module(a).where(mask, a.dtype.type(value), a)
 
     def backward(self, g):
-        return unbroadcast(_ns(g).where(self.mask, g.dtype.type(0), g), self.shape)
+        return unbroadcast(array_module(g).where(self.mask, g.dtype.type(0), g), self.shape)
 
 
 def masked_fill(a, mask, value):
@@ -1182,11 +1169,11 @@ def masked_fill(a, mask, value):
 class Tri(Function):
     def forward(self, a, k=0, upper=False):
         self.k, self.upper = k, upper
-        xp = _ns(a)
+        xp = array_module(a)
         return xp.triu(a, k) if upper else xp.tril(a, k)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         return xp.triu(g, self.k) if self.upper else xp.tril(g, self.k)
 
 
@@ -1202,7 +1189,7 @@ def triu(a, diagonal: int = 0):
 
 def one_hot(indices, num_classes: int = -1):
     """int64 one-hot encoding with a new last dimension of size ``num_classes``."""
-    xp = _xp(indices)
+    xp = array_module(indices)
     idx = indices.data
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot: indices must be an integer tensor, got {idx.dtype}")
@@ -1220,7 +1207,7 @@ class Embedding(Function):
         return weight[idx]
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         flat, rows = self.idx.reshape(-1), g.reshape(-1, self.shape[1])
         if xp is np and flat.size:
@@ -1254,10 +1241,10 @@ def embedding(input, weight):
 class Gather(Function):
     def forward(self, a, dim=0, index=None):
         self.shape, self.dim, self.index = a.shape, dim, index
-        return _ns(a).take_along_axis(a, index, axis=dim)
+        return array_module(a).take_along_axis(a, index, axis=dim)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         # a list: NumPy 2 returns a tuple, and the gather dim's grid is replaced by the index
         grids = list(xp.meshgrid(*[xp.arange(n) for n in self.index.shape], indexing="ij"))
@@ -1333,7 +1320,7 @@ def matmul(a, b):
 # softmax family and losses (fused: one node each, with a readable reference in the tests)
 # ================================================================================================
 def _softmax_array(x, axis):
-    xp = _ns(x)
+    xp = array_module(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
@@ -1355,7 +1342,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     def forward(self, a, dim=-1):
-        xp = _ns(a)
+        xp = array_module(a)
         self.dim = dim
         if dim == a.ndim - 1:
             self.out = fused.softmax_lastdim(a, log=True)
@@ -1365,7 +1352,7 @@ class LogSoftmax(Function):
         return self.out
 
     def backward(self, g):
-        return g - _ns(g).exp(self.out) * g.sum(axis=self.dim, keepdims=True)
+        return g - array_module(g).exp(self.out) * g.sum(axis=self.dim, keepdims=True)
 
 
 def softmax(a, dim: int = -1, _stacklevel: int = 3, dtype=None):
@@ -1391,7 +1378,7 @@ class CrossEntropy(Function):
     reference); backward recomputes the softmax straight into the gradient buffer."""
 
     def forward(self, logits, target=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        xp = _ns(logits)
+        xp = array_module(logits)
         n, c = logits.shape
         lse = fused.logsumexp_rows(logits)
         valid = target != ignore_index
@@ -1411,7 +1398,7 @@ class CrossEntropy(Function):
         return nll
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         weight = self.valid.astype(self.logits.dtype)  # d loss / d nll_i
         weight *= g / xp.maximum(self.count, 1) if self.reduction == "mean" else g
         return fused.cross_entropy_backward(self.logits, self.lse, self.safe, weight, self.smoothing)
@@ -1506,7 +1493,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
         )
     if weight is not None and tuple(weight.shape) != (c,):
         raise ValueError(f"nll_loss: weight must have shape ({c},) (one per class), got {tuple(weight.shape)}")
-    xp = _xp(input)
+    xp = array_module(input)
     t = target.data
     valid = t != ignore_index
     safe = xp.where(valid, t, 0)
@@ -1711,14 +1698,14 @@ class PackedSelfAttention(Function):
             out, self.lse, _ = attention_kernels.tiled_forward(q, k, v, None, scale, causal, block_size, block_size)
             self.out, self.causal, self.block = out, causal, block_size
         else:
-            mask = causal_mask(_ns(qkv), t, t) if causal else None
+            mask = causal_mask(array_module(qkv), t, t) if causal else None
             out, self.p, _ = attention_kernels.fused_forward(q, k, v, mask, scale)
         return out.transpose(0, 2, 1, 3).reshape(b, t, c3 // 3)
 
     def backward(self, g):
         b, t, _, h, hd = self.split
         g4 = g.reshape(b, t, h, hd).transpose(0, 2, 1, 3)
-        xp = _ns(g)
+        xp = array_module(g)
         dqkv = (xp.zeros if self.tiled else xp.empty)(self.split, dtype=g.dtype)
         views = _heads(dqkv)
         if self.tiled:
@@ -1778,7 +1765,7 @@ def _attention_args(q, k, v, attn_mask, is_causal, scale):
             f"scaled_dot_product_attention: batch dims of q {tuple(q.shape)}, k {tuple(k.shape)} "
             f"and v {tuple(v.shape)} cannot be broadcast together"
         ) from None
-    xp = _xp(q)
+    xp = array_module(q)
     mask = None
     if attn_mask is not None:
         mask = attn_mask.data if isinstance(attn_mask, _tensor_cls()) else xp.asarray(attn_mask)
@@ -1829,7 +1816,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     dead = _dead_queries(m) if attn_mask is not None else None
     if dead is not None:  # rows that see no key: attend anywhere, then zero them (torch's answer)
-        m = m | dead if m.dtype == bool else _ns(m).where(dead, 0.0, m)
+        m = m | dead if m.dtype == bool else array_module(m).where(dead, 0.0, m)
     if dropout_p > 0.0:
         out, _ = attention_reference(q, k, v, m, scale=s, dropout_p=dropout_p, _resolved=True)
     else:
@@ -1852,7 +1839,7 @@ def _repeat_kv_heads(q, kv, name):
 
 def _dead_queries(m):
     """Bool ``(..., T_q, 1)``: queries the mask lets see no key, or None when there are none."""
-    xp = _ns(m)
+    xp = array_module(m)
     dead = ~m.any(axis=-1, keepdims=True) if m.dtype == bool else xp.isneginf(m).all(axis=-1, keepdims=True)
     return dead if bool(dead.any()) else None
 
@@ -1871,7 +1858,7 @@ def tiled_attention(q, k, v, attn_mask=None, is_causal: bool = False, scale=None
         m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
         dead = _dead_queries(m)
         if dead is not None:
-            m = m | dead if m.dtype == bool else _ns(m).where(dead, 0.0, m)
+            m = m | dead if m.dtype == bool else array_module(m).where(dead, 0.0, m)
         out = TiledAttention.apply(q, k, v, mask=m, scale=s, causal=False, block_size=block_size)
         return out if dead is None else masked_fill(out, dead, 0.0)
     m, s = _attention_args(q, k, v, None, False, scale)  # the causal mask is made tile by tile

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import array_module
 from . import parallel
-from .fused import _ones, array_module
+from .fused import _ones
 
 #: work per pool task, in score elements (batch entries x Tq x Tk): large enough that a task is a
 #: few hundred microseconds of matmul, so taking the GIL between calls costs little

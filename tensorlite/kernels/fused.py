@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from ..backend import array_module
 from . import parallel
 
 # Elements per block of the pool (and half the size below which an op runs on the calling thread
@@ -32,15 +33,6 @@ GRAIN = 1 << 16
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
-
-
-def array_module(a):
-    """NumPy for NumPy arrays, CuPy otherwise (the only other backend)."""
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy  # noqa: PLC0415  (GPU only)
-
-    return cupy
 
 
 def _for_rows(xp, n_rows: int, row_size: int, body, blas: bool = True) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import array_module
 from . import parallel
 from .parallel import blas_threads
 
@@ -27,21 +28,13 @@ def _batched(kernel, a, b, **kw):
     if a.ndim == 2 and b.ndim == 2:
         return kernel(a, b, **kw)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    xp = _xp(a)
+    xp = array_module(a)
     a = xp.broadcast_to(a, batch + a.shape[-2:])
     b = xp.broadcast_to(b, batch + b.shape[-2:])
     out = xp.empty(batch + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
     for idx in np.ndindex(*batch):
         out[idx] = kernel(a[idx], b[idx], **kw)
     return out
-
-
-def _xp(a):
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy  # noqa: PLC0415
-
-    return cupy
 
 
 def matmul_naive(a, b):
@@ -61,7 +54,7 @@ def _naive_2d(a, b):
             aip, bp = ai[p], bl[p]
             for j in range(n):
                 row[j] += aip * bp[j]
-    return _xp(a).asarray(np.asarray(out, dtype=np.result_type(a.dtype, b.dtype)))
+    return array_module(a).asarray(np.asarray(out, dtype=np.result_type(a.dtype, b.dtype)))
 
 
 def matmul_blocked(a, b, block: int = 64):
@@ -73,7 +66,7 @@ def matmul_blocked(a, b, block: int = 64):
     _check(a, b, "matmul_blocked")
     if block <= 0:
         raise ValueError(f"matmul_blocked: block must be positive, got {block}")
-    if _xp(a) is not np:
+    if array_module(a) is not np:
         from .cuda import matmul_tiled  # noqa: PLC0415
 
         return _batched(matmul_tiled, a, b)
@@ -105,7 +98,7 @@ def matmul_blocked_parallel(a, b, block: int = 128, workers: int | None = None):
     _check(a, b, "matmul_blocked_parallel")
     if block <= 0:
         raise ValueError(f"matmul_blocked_parallel: block must be positive, got {block}")
-    if _xp(a) is not np:
+    if array_module(a) is not np:
         from .cuda import matmul_tiled  # noqa: PLC0415
 
         return _batched(matmul_tiled, a, b)
