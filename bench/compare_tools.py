@@ -1,6 +1,6 @@
 """The doctor against the public PyTorch sanity-check tools, side by side on buggy torch models.
 
-    python bench/compare_tools.py [--bugs a,b,...] [--tools-path DIR] [--json out.json]
+    python bench/compare_tools.py [--bugs a,b,...] [--tools doctor,torcheck,...] [--tools-path DIR] [--json out.json]
 
 The models: ``tests/user_models/torch_lm.py``, a small GPT laid out like nanoGPT (``transformer.h``,
 a fused ``c_attn``, ``scaled_dot_product_attention``, tied embeddings, ``forward(idx, targets)``)
@@ -283,6 +283,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--bugs", default=None, help="comma-separated bug names (default: all)")
     ap.add_argument("--tools-path", default=str(ROOT / ".bench_tools"),
                     help="a folder the tools were pip-installed into with --target (default: .bench_tools)")
+    ap.add_argument("--tools", default=None, help=f"comma-separated tools to run (default: all: {', '.join(TOOLS)})")
     ap.add_argument("--json", default=None, help="also write the results as JSON")
     args = ap.parse_args(argv)
     if os.path.isdir(args.tools_path):
@@ -294,7 +295,13 @@ def main(argv=None) -> dict:
 
     bugs = args.bugs.split(",") if args.bugs else list(torch_lm.BUGS)
     tools = {}
+    wanted = args.tools.split(",") if args.tools else list(TOOLS)
+    unknown = [t for t in wanted if t not in TOOLS]
+    if unknown:
+        ap.error(f"--tools: unknown {', '.join(unknown)} (known: {', '.join(TOOLS)})")
     for name, (fn, module) in TOOLS.items():
+        if name not in wanted:
+            continue
         if _installed(module):
             tools[name] = fn
         else:

@@ -16,11 +16,14 @@ counter (``/proc/self/clear_refs``), takes 3 steps and reports ``VmHWM - VmRSS b
 memory training adds to the model's weights (gradients, AdamW state, activations, temporaries),
 measured the same way for both.
 
-Generation: tokens/s of ``tensorlite.generate.generate`` greedy, 256 new tokens after a 16-token
-prompt, with and without the KV cache, on config (b) with a context of 512 (so that no token is
-ever cropped and the two paths do the same work).
+Where tensorlite's step time goes, op by op: ``bench/profile_step.py``.
 
-    python bench/train_step.py [--repeats 15] [--skip-memory] [--skip-generate]
+Generation: tokens/s of ``tensorlite.generate.generate`` greedy, 256 new tokens after a 16-token
+prompt, with and without the KV cache, on config (b) (a 128-token window, so the text outgrows
+it after 112 new tokens and both paths follow ``generate``'s context rule: restart from the last
+64 tokens when the window is full). The two must return the same tokens (checked).
+
+    python bench/train_step.py [--repeats 15] [--threads N] [--skip-memory] [--skip-generate] [--skip-train]
 """
 
 from __future__ import annotations
@@ -150,63 +153,6 @@ def time_steps(cfg: dict, repeats: int) -> dict:
             "median_cpu_s": {k: statistics.median(v) for k, v in cpu.items()}, "first_loss": first}
 
 
-# ---- where tensorlite's time goes -------------------------------------------------------------
-def op_profile(name: str, steps: int = 5) -> list:
-    """CPU time per step of each graph op's forward and backward (and of AdamW), one thread."""
-    import collections
-
-    from threadpoolctl import threadpool_limits
-
-    import tensorlite.nn  # noqa: F401  (its Function subclasses must exist before they are wrapped)
-    from tensorlite.autograd import Function
-
-    fwd, bwd = collections.Counter(), collections.Counter()
-
-    def subclasses(c):
-        for sub in c.__subclasses__():
-            yield sub
-            yield from subclasses(sub)
-
-    saved = []
-    for cls in set(subclasses(Function)):
-        for attr, table in (("forward", fwd), ("backward", bwd)):
-            fn = cls.__dict__.get(attr)
-            if fn is None:
-                continue
-
-            def timed(self, *a, _fn=fn, _t=table, _n=cls.__name__, **kw):
-                c0 = time.process_time()
-                try:
-                    return _fn(self, *a, **kw)
-                finally:
-                    _t[_n] += time.process_time() - c0
-
-            saved.append((cls, attr, fn))
-            setattr(cls, attr, timed)
-    try:
-        with threadpool_limits(1):
-            (m, o), _, _, (x, y) = build(config(name))
-            tl_step(m, o, x, y)
-            tl_step(m, o, x, y)
-            fwd.clear()
-            bwd.clear()
-            c0 = time.process_time()
-            t_opt = 0.0
-            for _ in range(steps):
-                tl_step(m, o, x, y)
-            total = (time.process_time() - c0) / steps
-            c1 = time.process_time()
-            for _ in range(steps):
-                o.step()
-            t_opt = (time.process_time() - c1) / steps
-    finally:
-        for cls, attr, fn in saved:
-            setattr(cls, attr, fn)
-    rows = [(k, fwd[k] / steps, bwd[k] / steps) for k in set(fwd) | set(bwd)]
-    rows.sort(key=lambda r: -(r[1] + r[2]))
-    return [("step (total)", total, 0.0), ("AdamW step", t_opt, 0.0)] + rows
-
-
 # ---- memory (run in a subprocess per library) ---------------------------------------------------
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
@@ -254,7 +200,8 @@ def generation(new_tokens: int = 256, repeats: int = 3) -> dict:
     from tensorlite.nn import GPT, GPTConfig
 
     tl.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=96, seq_len=512, d_model=128, n_layers=4, n_heads=4))
+    cfg = config("b")
+    model = GPT(GPTConfig(**{k: v for k, v in cfg.items() if k != "batch"}))
     model.eval()
     prompt = list(range(16))
     ts = {True: [], False: []}
@@ -278,8 +225,7 @@ def main(argv=None) -> None:
                     help="threads for both libraries (default: os.cpu_count())")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-generate", action="store_true")
-    ap.add_argument("--ops", action="store_true",
-                    help="also print where tensorlite's step time goes, op by op (CPU time, one thread)")
+    ap.add_argument("--skip-train", action="store_true", help="only the generation benchmark")
     ap.add_argument("--memory-child", nargs=2, metavar=("LIB", "CONFIG"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -297,7 +243,7 @@ def main(argv=None) -> None:
     print(f"CPU threads: {threads}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
           f"NumPy {np.__version__} ({blas}); load average at start "
           + " ".join(f"{x:.1f}" for x in os.getloadavg()))
-    for name, label in CONFIGS.items():
+    for name, label in ({} if args.skip_train else CONFIGS).items():
         cfg = config(name)
         res = time_steps(cfg, args.repeats)
         med, cpu, best = res["median_s"], res["median_cpu_s"], res["min_s"]
@@ -316,18 +262,9 @@ def main(argv=None) -> None:
                 which = "torch (sdpa)" if lib == "torch" else lib
                 print(f"  step peak memory (RSS peak - RSS before), {which:<13} {mem['peak_growth_mb']:6.1f} MB "
                       f"(RSS before: {mem['rss_before_mb']:.0f} MB; {mem['how']})")
-    if args.ops:
-        for name in CONFIGS:
-            rows = op_profile(name)
-            total = rows[0][1]
-            print(f"\nwhere tensorlite's step goes, config ({name}), one thread, CPU ms per step:")
-            for op, f, b in rows[:12]:
-                share = (f + b) / total
-                extra = f"  (fwd {f * 1e3:6.2f}, bwd {b * 1e3:6.2f})" if b else ""
-                print(f"  {op:<16} {(f + b) * 1e3:7.2f} {share:6.1%}{extra}")
     if not args.skip_generate:
         g = generation()
-        print("\ngeneration, config (b) with context 512, greedy, 16-token prompt + 256 new tokens:")
+        print("\ngeneration, config (b) (128-token window), greedy, 16-token prompt + 256 new tokens:")
         print(f"  {'':<10} {'tok/s (wall)':>12} {'tok/CPU-s':>10}")
         print(f"  {'KV cache':<10} {g['cached_tok_s']:12.1f} {g['cached_cpu_tok_s']:10.1f}")
         print(f"  {'no cache':<10} {g['uncached_tok_s']:12.1f} {g['uncached_cpu_tok_s']:10.1f}")

@@ -101,6 +101,7 @@ from .functional import embedding as embedding
 from .ops.compare import allclose, equal, isclose
 from .ops.products import addmm, bmm, mm
 from .gradcheck import GradcheckError, gradcheck
+from .kernels import get_num_threads, set_num_threads
 from .random import get_rng_state, manual_seed, set_rng_state
 from .tensor import Tensor
 

@@ -118,6 +118,8 @@ def device_of(array) -> Device:
 
 def array_module(x):
     """The array module (NumPy or CuPy) of an array, a NumPy scalar or a Tensor."""
+    if isinstance(x, (np.ndarray, np.generic)):  # the hot path: every op asks
+        return np
     device = getattr(x, "device", None)
     if isinstance(device, Device):
         return device.xp

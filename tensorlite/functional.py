@@ -12,8 +12,10 @@ import numpy as np
 from . import backend, kernels
 from .amp import state as _amp
 from .autograd import Function, unbroadcast
+from .backend import array_module, scatter_add
 from .backend import erf as _erf
-from .backend import scatter_add
+from .kernels import attention as attention_kernels
+from .kernels import fused
 from .random import generator
 
 _SCALARS = (int, float, bool, np.number, np.bool_)
@@ -115,10 +117,6 @@ def _dim(d: int, ndim: int, op: str = "dim") -> int:
     return d % n
 
 
-def _xp(t):
-    return t.device.xp
-
-
 def _autocast_lower(*tensors):
     """Under autocast: float tensors in the lower precision (float16); others as they are."""
     dt = _amp.dtype
@@ -188,7 +186,7 @@ class Pow(Function):
         ga = unbroadcast(g * b * a ** (b - 1), a.shape) if na else None
         gb = None
         if nb:
-            xp = _ns(a)
+            xp = array_module(a)
             safe = xp.where(a > 0, a, 1)
             gb = unbroadcast(g * self.out * xp.log(safe), b.shape)
         return ga, gb
@@ -336,26 +334,17 @@ class Neg(Function):
 
 class Exp(Function):
     def forward(self, a):
-        self.out = _ns(a).exp(a)
+        self.out = array_module(a).exp(a)
         return self.out
 
     def backward(self, g):
         return g * self.out
 
 
-def _ns(a):
-    """The array module of ``a`` (NumPy or CuPy)."""
-    if isinstance(a, (np.ndarray, np.generic)):  # np.generic: 0-d NumPy arithmetic yields scalars
-        return np
-    import cupy  # noqa: PLC0415
-
-    return cupy
-
-
 class Log(Function):
     def forward(self, a):
         self.a = a
-        return _ns(a).log(a)
+        return array_module(a).log(a)
 
     def backward(self, g):
         return g / self.a
@@ -363,7 +352,7 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, a):
-        self.out = _ns(a).sqrt(a)
+        self.out = array_module(a).sqrt(a)
         return self.out
 
     def backward(self, g):
@@ -372,7 +361,7 @@ class Sqrt(Function):
 
 class Rsqrt(Function):
     def forward(self, a):
-        self.out = 1 / _ns(a).sqrt(a)
+        self.out = 1 / array_module(a).sqrt(a)
         return self.out
 
     def backward(self, g):
@@ -382,20 +371,20 @@ class Rsqrt(Function):
 class Abs(Function):
     def forward(self, a):
         self.a = a
-        return _ns(a).abs(a)
+        return array_module(a).abs(a)
 
     def backward(self, g):
-        return g * _ns(self.a).sign(self.a)
+        return g * array_module(self.a).sign(self.a)
 
 
 class Tanh(Function):
     def forward(self, a):
-        self.out = _ns(a).tanh(a)
+        self.out = array_module(a).tanh(a)
         return self.out
 
     def backward(self, g):
         out = self.out  # 1 - tanh^2, built in one buffer (ufuncs with out= keep 0-d arrays arrays)
-        xp = _ns(out)
+        xp = array_module(out)
         d = xp.empty_like(out)
         xp.multiply(out, out, out=d)
         xp.subtract(1, d, out=d)
@@ -405,7 +394,7 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     def forward(self, a):
-        xp = _ns(a)
+        xp = array_module(a)
         # the two branches avoid overflow of exp for large |a|
         e = xp.exp(-xp.abs(a))
         self.out = xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
@@ -429,49 +418,25 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 class Gelu(Function):
     def forward(self, a, approximate="none"):
-        xp = _ns(a)
+        xp = array_module(a)
         self.a, self.approximate = a, approximate
         if approximate == "tanh":
-            # In place, one temporary at a time: an FFN activation is the largest array of a step
-            # and this op is memory-bound (and a*a*a, not a**3: NumPy's float32 power with an int
-            # exponent is ~200x slower).
-            u = xp.multiply(a, a, out=xp.empty_like(a))  # (an array even for 0-d input)
-            u *= 0.044715
-            u += 1.0
-            u *= a
-            u *= _SQRT_2_OVER_PI  # sqrt(2/pi) * (a + 0.044715 a^3)
-            self.t = t = xp.tanh(u, out=u)
-            out = t + 1.0
-            out *= a
-            out *= 0.5
-            return out
+            # fused: one pass per cached block, on every core; backward recomputes the tanh
+            return fused.gelu_tanh(a)
         self.cdf = 0.5 * (1 + _erf(xp, a / math.sqrt(2.0)))
         return a * self.cdf
 
     def backward(self, g):
-        a, xp = self.a, _ns(self.a)
+        a, xp = self.a, array_module(self.a)
         if self.approximate == "tanh":
-            # 0.5 (1 + t) + 0.5 a (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 a^2), in place
-            t = self.t
-            d = a * a
-            d *= 3 * 0.044715 * _SQRT_2_OVER_PI
-            d += _SQRT_2_OVER_PI
-            w = xp.multiply(t, t, out=xp.empty_like(t))
-            xp.subtract(1.0, w, out=w)
-            w *= d
-            w *= a
-            w += t
-            w += 1.0
-            w *= 0.5
-            w *= g
-            return w
+            return fused.gelu_tanh_backward(a, g)
         pdf = xp.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
         return g * (self.cdf + a * pdf)
 
 
 class Silu(Function):
     def forward(self, a):
-        xp = _ns(a)
+        xp = array_module(a)
         e = xp.exp(-xp.abs(a))
         self.a = a
         self.s = xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
@@ -484,7 +449,7 @@ class Silu(Function):
 
 class Clamp(Function):
     def forward(self, a, lo=None, hi=None):
-        xp = _ns(a)
+        xp = array_module(a)
         self.mask = xp.ones(a.shape, dtype=bool)
         if lo is not None:
             self.mask &= a >= lo
@@ -565,8 +530,8 @@ def clamp(a, min=None, max=None):
 # ================================================================================================
 def _expand_grad(g, shape, axes, keepdim):
     if not keepdim:
-        g = _ns(g).expand_dims(g, axes) if axes else g
-    return _ns(g).broadcast_to(g, shape)
+        g = array_module(g).expand_dims(g, axes) if axes else g
+    return array_module(g).broadcast_to(g, shape)
 
 
 class Sum(Function):
@@ -608,11 +573,11 @@ class Var(Function):
 
 class Std(Var):
     def forward(self, a, axes=None, keepdim=False, correction=1):
-        self.out = _ns(a).sqrt(super().forward(a, axes, keepdim, correction))
+        self.out = array_module(a).sqrt(super().forward(a, axes, keepdim, correction))
         return self.out
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = self.out
         safe = xp.where(out == 0, 1, out)
         return super().backward(xp.where(out == 0, 0, g / (2 * safe)))
@@ -630,7 +595,7 @@ class AMax(Function):
     def backward(self, g):
         mask = self.mask
         if not self.keepdim:
-            g = _ns(g).expand_dims(g, self.axes)
+            g = array_module(g).expand_dims(g, self.axes)
         return mask * (g / mask.sum(axis=self.axes, keepdims=True))
 
 
@@ -638,7 +603,7 @@ class MaxWithIndices(Function):
     """``max(dim)`` / ``min(dim)`` values; the gradient goes to the returned index (as torch)."""
 
     def forward(self, a, dim=0, keepdim=False, use_min=False):
-        xp = _ns(a)
+        xp = array_module(a)
         idx = xp.argmin(a, axis=dim) if use_min else xp.argmax(a, axis=dim)
         self.idx = xp.expand_dims(idx, dim)
         self.shape, self.dim, self.keepdim = a.shape, dim, keepdim
@@ -646,7 +611,7 @@ class MaxWithIndices(Function):
         return vals if keepdim else vals.squeeze(axis=dim)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         if not self.keepdim:
             g = xp.expand_dims(g, self.dim)
@@ -721,7 +686,7 @@ def _no_grad_result(a, arr):
 
 def argmax(a, dim=None, keepdim: bool = False):
     """Index of the largest element over ``dim`` (of the flattened tensor when None); int64, no gradient."""
-    xp = _xp(a)
+    xp = array_module(a)
     if dim is None:
         return _no_grad_result(a, xp.asarray(xp.argmax(a.data), dtype=np.int64))
     dim = _dim(dim, a.ndim, "argmax")
@@ -730,7 +695,7 @@ def argmax(a, dim=None, keepdim: bool = False):
 
 def argmin(a, dim=None, keepdim: bool = False):
     """Index of the smallest element over ``dim`` (of the flattened tensor when None); int64, no gradient."""
-    xp = _xp(a)
+    xp = array_module(a)
     if dim is None:
         return _no_grad_result(a, xp.asarray(xp.argmin(a.data), dtype=np.int64))
     dim = _dim(dim, a.ndim, "argmin")
@@ -810,17 +775,17 @@ def logical_not(a):
 
 def isnan(a):
     """Elementwise NaN test (bool)."""
-    return _no_grad_result(a, _xp(a).isnan(a.data))
+    return _no_grad_result(a, array_module(a).isnan(a.data))
 
 
 def isinf(a):
     """Elementwise infinity test (bool)."""
-    return _no_grad_result(a, _xp(a).isinf(a.data))
+    return _no_grad_result(a, array_module(a).isinf(a.data))
 
 
 def isfinite(a):
     """Elementwise finiteness test (bool)."""
-    return _no_grad_result(a, _xp(a).isfinite(a.data))
+    return _no_grad_result(a, array_module(a).isfinite(a.data))
 
 
 # ================================================================================================
@@ -940,7 +905,7 @@ class Permute(Function):
 class Expand(Function):
     def forward(self, a, shape=None):
         self.src = a.shape
-        return _ns(a).broadcast_to(a, shape)
+        return array_module(a).broadcast_to(a, shape)
 
     def backward(self, g):
         return unbroadcast(g, self.src)
@@ -1025,20 +990,20 @@ class Cat(Function):
     def forward(self, *arrays, dim=0):
         self.dim = dim
         self.sizes = [x.shape[dim] for x in arrays]
-        return _ns(arrays[0]).concatenate(arrays, axis=dim)
+        return array_module(arrays[0]).concatenate(arrays, axis=dim)
 
     def backward(self, g):
         bounds = np.cumsum(self.sizes)[:-1].tolist()
-        return tuple(_ns(g).split(g, bounds, axis=self.dim))
+        return tuple(array_module(g).split(g, bounds, axis=self.dim))
 
 
 class Stack(Function):
     def forward(self, *arrays, dim=0):
         self.dim = dim
-        return _ns(arrays[0]).stack(arrays, axis=dim)
+        return array_module(arrays[0]).stack(arrays, axis=dim)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         return tuple(xp.take(g, i, axis=self.dim) for i in range(g.shape[self.dim]))
 
 
@@ -1131,7 +1096,7 @@ class GetItem(Function):
         return a[key]
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         if _is_advanced(self.key):
             scatter_add(xp, out, self.key, g)  # repeated indices accumulate
@@ -1152,11 +1117,11 @@ def getitem(a, key):
 class Where(Function):
     def forward(self, a, b, cond=None):
         self.cond, self.sa, self.sb = cond, a.shape, b.shape
-        return _ns(a).where(cond, a, b)
+        return array_module(a).where(cond, a, b)
 
     def backward(self, g):
         zero = g.dtype.type(0)
-        xp = _ns(g)
+        xp = array_module(g)
         return (
             unbroadcast(xp.where(self.cond, g, zero), self.sa),
             unbroadcast(xp.where(self.cond, zero, g), self.sb),
@@ -1182,10 +1147,10 @@ def where(condition, a, b):
 class MaskedFill(Function):
     def forward(self, a, mask=None, value=0.0):
         self.mask, self.shape = mask, a.shape
-        return _ns(a).where(mask, a.dtype.type(value), a)
+        return array_module(a).where(mask, a.dtype.type(value), a)
 
     def backward(self, g):
-        return unbroadcast(_ns(g).where(self.mask, g.dtype.type(0), g), self.shape)
+        return unbroadcast(array_module(g).where(self.mask, g.dtype.type(0), g), self.shape)
 
 
 def masked_fill(a, mask, value):
@@ -1204,11 +1169,11 @@ def masked_fill(a, mask, value):
 class Tri(Function):
     def forward(self, a, k=0, upper=False):
         self.k, self.upper = k, upper
-        xp = _ns(a)
+        xp = array_module(a)
         return xp.triu(a, k) if upper else xp.tril(a, k)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         return xp.triu(g, self.k) if self.upper else xp.tril(g, self.k)
 
 
@@ -1224,7 +1189,7 @@ def triu(a, diagonal: int = 0):
 
 def one_hot(indices, num_classes: int = -1):
     """int64 one-hot encoding with a new last dimension of size ``num_classes``."""
-    xp = _xp(indices)
+    xp = array_module(indices)
     idx = indices.data
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot: indices must be an integer tensor, got {idx.dtype}")
@@ -1242,7 +1207,7 @@ class Embedding(Function):
         return weight[idx]
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         flat, rows = self.idx.reshape(-1), g.reshape(-1, self.shape[1])
         if xp is np and flat.size:
@@ -1276,10 +1241,10 @@ def embedding(input, weight):
 class Gather(Function):
     def forward(self, a, dim=0, index=None):
         self.shape, self.dim, self.index = a.shape, dim, index
-        return _ns(a).take_along_axis(a, index, axis=dim)
+        return array_module(a).take_along_axis(a, index, axis=dim)
 
     def backward(self, g):
-        xp = _ns(g)
+        xp = array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         # a list: NumPy 2 returns a tuple, and the gather dim's grid is replaced by the index
         grids = list(xp.meshgrid(*[xp.arange(n) for n in self.index.shape], indexing="ij"))
@@ -1355,7 +1320,7 @@ def matmul(a, b):
 # softmax family and losses (fused: one node each, with a readable reference in the tests)
 # ================================================================================================
 def _softmax_array(x, axis):
-    xp = _ns(x)
+    xp = array_module(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
@@ -1364,24 +1329,30 @@ def _softmax_array(x, axis):
 class Softmax(Function):
     def forward(self, a, dim=-1):
         self.dim = dim
-        self.out = _softmax_array(a, dim)
+        last = dim == a.ndim - 1
+        self.out = fused.softmax_lastdim(a) if last else _softmax_array(a, dim)
         return self.out
 
     def backward(self, g):
         out = self.out
+        if self.dim == out.ndim - 1:
+            return fused.softmax_backward_lastdim(out, g)
         return out * (g - (g * out).sum(axis=self.dim, keepdims=True))
 
 
 class LogSoftmax(Function):
     def forward(self, a, dim=-1):
-        xp = _ns(a)
+        xp = array_module(a)
         self.dim = dim
+        if dim == a.ndim - 1:
+            self.out = fused.softmax_lastdim(a, log=True)
+            return self.out
         shifted = a - a.max(axis=dim, keepdims=True)
         self.out = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
         return self.out
 
     def backward(self, g):
-        return g - _ns(g).exp(self.out) * g.sum(axis=self.dim, keepdims=True)
+        return g - array_module(g).exp(self.out) * g.sum(axis=self.dim, keepdims=True)
 
 
 def softmax(a, dim: int = -1, _stacklevel: int = 3, dtype=None):
@@ -1403,20 +1374,21 @@ def log_softmax(a, dim: int = -1, _stacklevel: int = 3, dtype=None):
 
 
 class CrossEntropy(Function):
+    """Fused log-softmax + NLL: saves only the logits' per-row logsumexp (the input is kept by
+    reference); backward recomputes the softmax straight into the gradient buffer."""
+
     def forward(self, logits, target=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        xp = _ns(logits)
+        xp = array_module(logits)
         n, c = logits.shape
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        lse = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        logp = shifted - lse
+        lse = fused.logsumexp_rows(logits)
         valid = target != ignore_index
         safe = xp.where(valid, target, 0)
-        picked = xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
-        nll = -picked
-        if label_smoothing:
-            nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(axis=1)
+        nll = lse - logits[xp.arange(n), safe]
+        if label_smoothing:  # the mean over classes of -log p = lse - mean(logits)
+            nll *= 1 - label_smoothing
+            nll += label_smoothing * (lse - logits.mean(axis=1))
         nll = xp.where(valid, nll, 0)
-        self.logp, self.safe, self.valid = logp, safe, valid
+        self.logits, self.lse, self.safe, self.valid = logits, lse, safe, valid
         self.reduction, self.smoothing = reduction, label_smoothing
         self.count = valid.sum()
         if reduction == "mean":
@@ -1426,21 +1398,10 @@ class CrossEntropy(Function):
         return nll
 
     def backward(self, g):
-        xp = _ns(g)
-        grad = xp.exp(self.logp)
-        n, c = grad.shape
-        ls = self.smoothing
-        grad[xp.arange(n), self.safe] -= 1 - ls
-        if ls:
-            grad -= ls / c
-        grad *= self.valid[:, None]
-        if self.reduction == "mean":
-            grad *= g / xp.maximum(self.count, 1)
-        elif self.reduction == "sum":
-            grad *= g
-        else:
-            grad *= g[:, None]
-        return grad
+        xp = array_module(g)
+        weight = self.valid.astype(self.logits.dtype)  # d loss / d nll_i
+        weight *= g / xp.maximum(self.count, 1) if self.reduction == "mean" else g
+        return fused.cross_entropy_backward(self.logits, self.lse, self.safe, weight, self.smoothing)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -1532,7 +1493,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
         )
     if weight is not None and tuple(weight.shape) != (c,):
         raise ValueError(f"nll_loss: weight must have shape ({c},) (one per class), got {tuple(weight.shape)}")
-    xp = _xp(input)
+    xp = array_module(input)
     t = target.data
     valid = t != ignore_index
     safe = xp.where(valid, t, 0)
@@ -1572,43 +1533,26 @@ def mse_loss(input, target, reduction: str = "mean"):
 
 
 class LayerNorm(Function):
+    """Fused layer norm (``kernels.fused.layer_norm``): saves the normalised input and one
+    reciprocal std per row."""
+
     def forward(self, x, w=None, b=None, n_axes=1, eps=1e-5):
-        axes = tuple(range(x.ndim - n_axes, x.ndim))
-        mu = x.mean(axis=axes, keepdims=True)
-        xc = x - mu
-        var = (xc * xc).mean(axis=axes, keepdims=True)
-        self.rstd = 1 / _ns(x).sqrt(var + eps)
-        xc *= self.rstd
-        self.xhat = xc
-        self.w, self.axes = w, axes
-        self.n = 1
-        for ax in axes:
-            self.n *= x.shape[ax]
-        if w is None:
-            return self.xhat + b if b is not None else self.xhat
-        out = self.xhat * w
-        if b is not None:
-            out += b
+        out, self.xhat, self.rstd = fused.layer_norm(x, w, b, n_axes, eps)
+        self.w, self.has_b, self.shape = w, b is not None, x.shape
         return out
 
     def backward(self, g):
-        xhat, axes = self.xhat, self.axes
-        lead = tuple(range(g.ndim - len(axes)))
-        gx = g * xhat
-        dw = gx.sum(axis=lead) if self.w is not None else None
-        db = g.sum(axis=lead)
-        # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), with few temporaries
-        if self.w is not None:
-            dxhat = g * self.w
-            gx *= self.w  # = dxhat * xhat
-        else:
-            dxhat = g.copy()
-        proj = gx.mean(axis=axes, keepdims=True)
-        dxhat -= dxhat.mean(axis=axes, keepdims=True)
-        xp = _ns(g)
-        dxhat -= xp.multiply(xhat, proj, out=gx)
-        dxhat *= self.rstd
-        return dxhat, dw, db
+        need, w = self.needs_input_grad, self.w
+        want_w = w is not None and need[1]
+        want_b = self.has_b and need[2]
+        dx, dw, db = fused.layer_norm_backward(g, self.xhat, self.rstd, w, want_w, want_b)
+        dx = dx.reshape(self.shape)
+        if w is None:
+            return (dx,)
+        dw = None if dw is None else dw.reshape(w.shape)
+        if not self.has_b:
+            return dx, dw
+        return dx, dw, (None if db is None else db.reshape(w.shape))
 
 
 def _norm_shape(x, normalized_shape, op):
@@ -1642,21 +1586,21 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
 
 
 class RMSNorm(Function):
+    """Fused RMS norm (``kernels.fused.rms_norm``): saves the normalised input and one scale per row."""
+
     def forward(self, x, w=None, n_axes=1, eps=1e-6):
-        axes = tuple(range(x.ndim - n_axes, x.ndim))
-        self.r = 1 / _ns(x).sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
-        self.xhat = x * self.r
-        self.w, self.axes = w, axes
-        return self.xhat * w if w is not None else self.xhat
+        out, self.xhat, self.r = fused.rms_norm(x, w, n_axes, eps)
+        self.w, self.shape = w, x.shape
+        return out
 
     def backward(self, g):
-        xhat, axes = self.xhat, self.axes
-        dxhat = g * self.w if self.w is not None else g
-        dx = self.r * (dxhat - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
-        if self.w is None:
+        w = self.w
+        want_w = w is not None and self.needs_input_grad[1]
+        dx, dw = fused.rms_norm_backward(g, self.xhat, self.r, w, want_w)
+        dx = dx.reshape(self.shape)
+        if w is None:
             return (dx,)
-        lead = tuple(range(g.ndim - len(axes)))
-        return dx, (g * xhat).sum(axis=lead)
+        return dx, (None if dw is None else dw.reshape(w.shape))
 
 
 def rms_norm(x, normalized_shape, weight=None, eps: float | None = 1e-6):
@@ -1708,49 +1652,96 @@ def causal_mask(xp, t_q: int, t_k: int):
 
 
 class Attention(Function):
-    """Fused ``softmax(q k^T * scale + mask) v``: one node, saving only the attention weights."""
+    """Fused ``softmax(q k^T * scale + mask) v``: one node, saving only the attention weights
+    (``kernels.attention.fused_forward``: blocks of batch x heads on the thread pool)."""
 
     def forward(self, q, k, v, mask=None, scale=1.0):
-        xp = _ns(q)
-        if q.dtype == np.float16:
-            # scale q before the product: in float16, q @ k^T can overflow where the scaled
-            # scores do not (torch's math backend scales first too)
-            s = kernels.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2))
-        else:
-            s = kernels.matmul(q, k.swapaxes(-1, -2))
-            s *= q.dtype.type(scale)
-        # The (B, H, T, T) scores are the largest arrays of the op: mask and softmax work on them
-        # in place rather than allocating a new one per step.
-        in_place = mask is None or xp.broadcast_shapes(mask.shape, s.shape) == s.shape
-        if mask is not None:
-            if mask.dtype == bool:
-                if in_place:
-                    xp.copyto(s, q.dtype.type(np.finfo(q.dtype).min), where=~mask)
-                else:
-                    s = xp.where(mask, s, q.dtype.type(np.finfo(q.dtype).min))
-            elif in_place:
-                s += mask
-            else:
-                s = s + mask
-        s -= s.max(axis=-1, keepdims=True)
-        p = xp.exp(s, out=s)
-        p /= p.sum(axis=-1, keepdims=True)
-        self.q, self.k, self.v, self.p, self.scale = q, k, v, p, scale
-        return kernels.matmul(p, v)
+        out, self.p, batch = attention_kernels.fused_forward(q, k, v, mask, scale)
+        self.q, self.k, self.v, self.scale = q, k, v, scale
+        return out.reshape(batch + out.shape[-2:])
 
     def backward(self, g):
-        q, k, v, p = self.q, self.k, self.v, self.p
-        dv = kernels.matmul(p.swapaxes(-1, -2), g)
-        dp = kernels.matmul(g, v.swapaxes(-1, -2))
-        # ds = p * (dp - sum(dp * p)) * scale, in place in dp
-        rowsum = (dp * p).sum(axis=-1, keepdims=True)
-        dp -= rowsum
-        dp *= p
-        dp *= q.dtype.type(self.scale)
-        ds = dp
-        dq = kernels.matmul(ds, k)
-        dk = kernels.matmul(ds.swapaxes(-1, -2), q)
-        return unbroadcast(dq, q.shape), unbroadcast(dk, k.shape), unbroadcast(dv, v.shape)
+        q, k, v = self.q, self.k, self.v
+        dq, dk, dv = attention_kernels.fused_backward(g, q, k, v, self.p, self.scale)
+        return _unflatten_grads(dq, dk, dv, q, k, v, g.shape[:-2])
+
+
+class TiledAttention(Function):
+    """Attention that never forms the ``Tq x Tk`` scores (``kernels.attention.tiled_forward``):
+    saves q, k, v, the output and one logsumexp per query row; backward recomputes each tile."""
+
+    def forward(self, q, k, v, mask=None, scale=1.0, causal=False, block_size=128):
+        out, self.lse, batch = attention_kernels.tiled_forward(q, k, v, mask, scale, causal, block_size, block_size)
+        self.q, self.k, self.v, self.out, self.mask = q, k, v, out, mask
+        self.scale, self.causal, self.block = scale, causal, block_size
+        return out.reshape(batch + out.shape[-2:])
+
+    def backward(self, g):
+        q, k, v = self.q, self.k, self.v
+        dq, dk, dv = attention_kernels.tiled_backward(g, q, k, v, self.out, self.lse, self.mask, self.scale,
+                                                      self.causal, self.block, self.block)
+        return _unflatten_grads(dq, dk, dv, q, k, v, g.shape[:-2])
+
+
+class PackedSelfAttention(Function):
+    """Self-attention straight from a ``Linear(d, 3d)``'s packed ``(B, T, 3C)`` output to the
+    merged ``(B, T, C)``: head split, attention and head merge in one node. Backward writes
+    ``dq``, ``dk``, ``dv`` into one ``(B, T, 3C)`` gradient, where three separate head-split
+    nodes would each send a zero-padded ``(B, T, 3C)`` array for autograd to add up."""
+
+    def forward(self, qkv, n_heads=1, causal=True, scale=1.0, tiled=False, block_size=128):
+        b, t, c3 = qkv.shape
+        self.split = (b, t, 3, n_heads, c3 // (3 * n_heads))
+        q, k, v = _heads(qkv.reshape(self.split))
+        self.q, self.k, self.v, self.scale, self.tiled = q, k, v, scale, tiled
+        if tiled:
+            out, self.lse, _ = attention_kernels.tiled_forward(q, k, v, None, scale, causal, block_size, block_size)
+            self.out, self.causal, self.block = out, causal, block_size
+        else:
+            mask = causal_mask(array_module(qkv), t, t) if causal else None
+            out, self.p, _ = attention_kernels.fused_forward(q, k, v, mask, scale)
+        return out.transpose(0, 2, 1, 3).reshape(b, t, c3 // 3)
+
+    def backward(self, g):
+        b, t, _, h, hd = self.split
+        g4 = g.reshape(b, t, h, hd).transpose(0, 2, 1, 3)
+        xp = array_module(g)
+        dqkv = (xp.zeros if self.tiled else xp.empty)(self.split, dtype=g.dtype)
+        views = _heads(dqkv)
+        if self.tiled:
+            attention_kernels.tiled_backward(g4, self.q, self.k, self.v, self.out, self.lse, None, self.scale,
+                                             self.causal, self.block, self.block, grads=views)
+        else:
+            attention_kernels.fused_backward(g4, self.q, self.k, self.v, self.p, self.scale, out=views)
+        return dqkv.reshape(b, t, -1)
+
+
+def _heads(parts):
+    """``(q, k, v)`` as ``(B, H, T, D)`` views of a ``(B, T, 3, H, D)`` array."""
+    return tuple(parts[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+
+
+def packed_self_attention(qkv, n_heads: int, is_causal: bool = True, scale=None, tiled: bool = False,
+                          block_size: int = 128):
+    """Multi-head self-attention of the packed ``(B, T, 3C)`` ``q|k|v`` (heads of ``C / n_heads``)
+    as one node: ``merge_heads(sdpa(split_heads(qkv)))`` (``tiled=True``: with the tiled kernel)."""
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_heads):
+        raise ValueError(
+            f"packed_self_attention: qkv must be (B, T, 3 * C) with C divisible by n_heads={n_heads}, "
+            f"got {tuple(qkv.shape)}"
+        )
+    if scale is None:
+        scale = 1.0 / math.sqrt(qkv.shape[-1] // (3 * n_heads))
+    if _amp.dtype is not None:  # autocast: attention in float16, as scaled_dot_product_attention
+        (qkv,) = _autocast_lower(qkv)
+    return PackedSelfAttention.apply(qkv, n_heads=n_heads, causal=bool(is_causal), scale=scale, tiled=tiled,
+                                     block_size=block_size)
+
+
+def _unflatten_grads(dq, dk, dv, q, k, v, batch):
+    """The kernels' gradients in the inputs' shapes (summed over broadcast batch dims)."""
+    return tuple(unbroadcast(d.reshape(tuple(batch) + d.shape[-2:]), t.shape)
+                 for d, t in ((dq, q), (dk, k), (dv, v)))
 
 
 def _attention_args(q, k, v, attn_mask, is_causal, scale):
@@ -1774,7 +1765,7 @@ def _attention_args(q, k, v, attn_mask, is_causal, scale):
             f"scaled_dot_product_attention: batch dims of q {tuple(q.shape)}, k {tuple(k.shape)} "
             f"and v {tuple(v.shape)} cannot be broadcast together"
         ) from None
-    xp = _xp(q)
+    xp = array_module(q)
     mask = None
     if attn_mask is not None:
         mask = attn_mask.data if isinstance(attn_mask, _tensor_cls()) else xp.asarray(attn_mask)
@@ -1825,7 +1816,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
     dead = _dead_queries(m) if attn_mask is not None else None
     if dead is not None:  # rows that see no key: attend anywhere, then zero them (torch's answer)
-        m = m | dead if m.dtype == bool else _ns(m).where(dead, 0.0, m)
+        m = m | dead if m.dtype == bool else array_module(m).where(dead, 0.0, m)
     if dropout_p > 0.0:
         out, _ = attention_reference(q, k, v, m, scale=s, dropout_p=dropout_p, _resolved=True)
     else:
@@ -1848,9 +1839,30 @@ def _repeat_kv_heads(q, kv, name):
 
 def _dead_queries(m):
     """Bool ``(..., T_q, 1)``: queries the mask lets see no key, or None when there are none."""
-    xp = _ns(m)
+    xp = array_module(m)
     dead = ~m.any(axis=-1, keepdims=True) if m.dtype == bool else xp.isneginf(m).all(axis=-1, keepdims=True)
     return dead if bool(dead.any()) else None
+
+
+def tiled_attention(q, k, v, attn_mask=None, is_causal: bool = False, scale=None, block_size: int = 128):
+    """:func:`scaled_dot_product_attention` computed over ``block_size`` key (and query) blocks
+    with an online softmax, forward and backward, never forming the ``Tq x Tk`` scores: memory
+    linear in the sequence length (FlashAttention-2's algorithm, see ``kernels/attention.py``).
+    Same arguments and result as the fused op, within float rounding."""
+    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
+        raise ValueError(f"tiled_attention: block_size must be a positive integer, got {block_size!r}")
+    if _amp.dtype is not None:
+        q, k, v = _autocast_lower(q, k, v)
+    if attn_mask is not None or (is_causal and q.shape[-2] > k.shape[-2]):
+        # a mask that may leave a query no key: resolved as scaled_dot_product_attention does
+        m, s = _attention_args(q, k, v, attn_mask, is_causal, scale)
+        dead = _dead_queries(m)
+        if dead is not None:
+            m = m | dead if m.dtype == bool else array_module(m).where(dead, 0.0, m)
+        out = TiledAttention.apply(q, k, v, mask=m, scale=s, causal=False, block_size=block_size)
+        return out if dead is None else masked_fill(out, dead, 0.0)
+    m, s = _attention_args(q, k, v, None, False, scale)  # the causal mask is made tile by tile
+    return TiledAttention.apply(q, k, v, mask=m, scale=s, causal=bool(is_causal), block_size=block_size)
 
 
 def attention_reference(q, k, v, attn_mask=None, is_causal: bool = False, scale=None, dropout_p: float = 0.0,

@@ -4,31 +4,36 @@ Each knob is a small function on a 1-D NumPy array of logits (float64), so the d
 one at a time; :func:`sample_next` chains them in the usual order (repetition penalty, temperature,
 top-k, top-p, then a draw) and :func:`generate` runs the loop.
 
-KV cache and the context window: without a cache every step runs the model on the last
-``seq_len`` tokens. With the cache (``use_cache=True``, the default) the prompt is run once and
-then one token per step, until the cache holds ``seq_len`` positions. From then on the window has
-to slide, and sliding invalidates every cached key (each token's position changes; with learned
-position embeddings its key does too), so each further step runs the cropped window exactly as the
-uncached path does. On the CPU the two paths agree to float32 rounding and return the same
-tokens at any length (tested); that is a property of this implementation, not of KV caches in
-general (other kernels, dtypes or devices round the two paths differently: test caches by their
-logits, with a tolerance).
+KV cache and the context window: the model sees at most ``seq_len`` positions. Once the text
+outgrows that window, the context restarts from the most recent ``seq_len // 2`` tokens
+(:func:`context_start`) and grows again until the window is full. With the cache, the restart is
+one prefill of half a window, after which every token is again one position of work; so the
+re-prefill costs, amortised, about one extra position per token, instead of a whole window per
+token for a cache that is dropped when full. Without the cache, every step runs the model on the
+same context, chosen by the same rule, so both paths return the same tokens at any length.
+On the CPU the two paths agree to float32 rounding and return the same tokens (tested); that is a
+property of this implementation, not of KV caches in general (other kernels, dtypes or devices
+round the two paths differently: test caches by their logits, with a tolerance).
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 
 from .autograd import no_grad
 from .backend import to_numpy
+from .decode import decoder
+from .kernels.parallel import blas_threads
 from .random import generator
 from .tensor import Tensor
 
 __all__ = [
     "apply_repetition_penalty",
     "apply_temperature",
+    "context_start",
     "generate",
     "sample_next",
     "softmax",
@@ -178,6 +183,20 @@ def _check_prompt(prompt_ids, vocab_size: int) -> list[int]:
     return [int(i) for i in arr]
 
 
+def context_start(start: int, length: int, seq_len: int) -> int:
+    """Where the model's context begins, given where it began for the last token (``start``) and
+    the ``length`` of the text so far: unchanged while ``length - start <= seq_len``, else the
+    most recent ``seq_len // 2`` tokens (at least one). Both decoding paths of :func:`generate`
+    follow it, so they see the same context at every step.
+
+    >>> [context_start(0, n, 8) for n in (8, 9)], context_start(5, 13, 8), context_start(5, 14, 8)
+    ([0, 5], 5, 10)
+    """
+    if length - start <= seq_len:
+        return start
+    return length - max(1, seq_len // 2)
+
+
 def generate(
     model,
     prompt_ids,
@@ -210,21 +229,30 @@ def generate(
         raise ValueError(f"generate: seed must be an integer or None, got {seed!r}")
     rng = np.random.default_rng(seed) if seed is not None else generator()
     window = cfg.seq_len
+    start = max(0, len(ids) - window)  # a prompt longer than the window: its last seq_len tokens
     was_training = model.training
     model.eval()
+    # A decoding step is a chain of one-row products, which BLAS would split over its threads
+    # only to wait for them (worst when a neighbour holds a core): one thread while the cache runs.
+    one_blas_thread = blas_threads(1) if use_cache and model.device.type == "cpu" else nullcontext()
     try:
-        with no_grad():
+        with no_grad(), one_blas_thread:
             cache = model.init_cache() if use_cache else None
+            fast_step = decoder(model) if use_cache else None  # None unless a plain GPT
             for _ in range(max_new_tokens):
-                if cache is None or cache.length + 1 > window and cache.length > 0:
-                    logits = model(np.asarray([ids[-window:]], dtype=np.int64))
-                elif cache.length == 0:  # prefill
-                    logits = model(np.asarray([ids[-window:]], dtype=np.int64), cache=cache)
+                new_start = context_start(start, len(ids), window)
+                if cache is None:  # the whole context, every step
+                    row = model(np.asarray([ids[new_start:]], dtype=np.int64)).data[0, -1]
+                elif cache.length == 0 or new_start != start:  # prefill, or re-prefill half a window
+                    cache.reset()
+                    row = model(np.asarray([ids[new_start:]], dtype=np.int64), cache=cache).data[0, -1]
+                elif fast_step is not None:  # one new token: the same kernels, without the modules
+                    row = fast_step(ids[-1], cache)
                 else:  # one new token at the next position
-                    logits = model(np.asarray([ids[-1:]], dtype=np.int64), cache=cache)
-                row = to_numpy(logits.data[0, -1])
+                    row = model(np.asarray([ids[-1:]], dtype=np.int64), cache=cache).data[0, -1]
+                start = new_start
                 ids.append(
-                    sample_next(row, temperature, top_k, top_p, repetition_penalty, ids, rng)
+                    sample_next(to_numpy(row), temperature, top_k, top_p, repetition_penalty, ids, rng)
                 )
     finally:
         model.train(was_training)

@@ -706,3 +706,15 @@ def parse_to_args(op: str, args: tuple, kwargs: dict):
 # autograd and functional are imported before this class exists; hand it to them once.
 autograd._Tensor = Tensor
 F._Tensor = Tensor
+
+
+def clear_grads(tensors, set_to_none: bool = True) -> None:
+    """Drop each tensor's ``.grad`` (``set_to_none=True``, the default and the cheaper choice) or
+    fill it with zeros in place: what ``Module.zero_grad`` and ``Optimizer.zero_grad`` do."""
+    for t in tensors:
+        if t.grad is None:
+            continue
+        if set_to_none:
+            t.grad = None
+        else:
+            t.grad.data[...] = 0

@@ -12,7 +12,7 @@ from user_models import tl_lm, torch_lm
 
 import tensorlite as tl
 from tensorlite import autograd, nn
-from tensorlite.debug.capture import Capture, capture_attention
+from tensorlite.debug import Capture, capture_attention
 
 
 # ------------------------------------------------------------------------------------------------
@@ -196,3 +196,52 @@ def test_torch_model_forward_is_put_back():
     model = torch_lm.build()["model"]
     capture_attention(model)
     assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+@pytest.mark.parametrize("attention", ["fused", "tiled"])
+def test_capture_sees_the_gpts_packed_and_tiled_attention(attention):
+    # nn.GPT attends through one packed node (and the tiled kernel never forms the weights):
+    # the capture still sees every layer's causal weights, equal to the reference's
+    tl.manual_seed(0)
+    model = tl.nn.GPT(tl.nn.GPTConfig(vocab_size=20, seq_len=8, d_model=16, n_layers=2, n_heads=2,
+                                      attention=attention))
+    x = np.random.default_rng(0).integers(0, 20, (2, 8))
+    with Capture(model) as cap:
+        model(x)
+    assert [c.module for c in cap.attention] == ["blocks.0.attn", "blocks.1.attn"]
+    for c in cap.attention:
+        w = np.asarray(c.weights)
+        assert w.shape == (2, 2, 8, 8)
+        np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+        assert np.triu(w, 1).max() == 0.0
+    attn = model.blocks[0].attn
+    h = attn.qkv(tl.tensor(np.zeros((1, 8, 16), dtype=np.float32)))  # shapes only: reference on zeros
+    q, k, v = tl.nn.attention.split_heads(h, 2)
+    _, ref = tl.functional.attention_reference(q, k, v, is_causal=True, scale=attn.scale)
+    with Capture(attn) as cap:
+        attn(tl.tensor(np.zeros((1, 8, 16), dtype=np.float32)))
+    np.testing.assert_allclose(np.asarray(cap.attention[0].weights), ref.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tl_lm.build()["model"],
+    lambda: torch_lm.build()["model"],
+    lambda: torch_lm.build(attn="manual")["model"],
+    lambda: nn.GPT(nn.GPTConfig(vocab_size=48, seq_len=16, d_model=32, n_layers=2, n_heads=4)),
+], ids=["tl-softmax", "torch-sdpa", "torch-softmax", "tl-fused"])
+def test_native_capture_keeps_the_framework_tensors_with_the_same_weights(make):
+    from tensorlite.debug.view import model_view
+
+    model = make()
+    view = model_view(model)
+    x = view.tokens(np.random.default_rng(0).integers(0, 48, size=(2, 16)))
+    with Capture(model, seq_len=16) as host:
+        view.logits_native(x)
+    with Capture(model, seq_len=16, native=True) as native:
+        view.logits_native(x)
+    assert [a.kind for a in native.attention] == [a.kind for a in host.attention] and native.attention
+    for h, n in zip(host.attention, native.attention):
+        assert not isinstance(n.weights, np.ndarray) or not isinstance(model, torch.nn.Module)
+        assert n.q is None and n.scores is None and n.module == h.module  # no operand tracing
+        w = n.weights.numpy() if isinstance(n.weights, torch.Tensor) else np.asarray(n.weights)
+        np.testing.assert_allclose(w, h.weights, atol=1e-6)

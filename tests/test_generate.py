@@ -153,11 +153,15 @@ def test_sample_next_low_temperature_tends_to_argmax():
 
 # ---- generate() --------------------------------------------------------------------------------
 def manual_greedy(model, prompt, n):
-    ids = list(prompt)
+    """Greedy decoding by hand, with the context rule written out: the window grows to seq_len
+    tokens, then restarts from the most recent seq_len // 2."""
+    ids, w = list(prompt), model.config.seq_len
+    start = max(0, len(ids) - w)
     with tl.no_grad():
         for _ in range(n):
-            ctx = np.asarray([ids[-model.config.seq_len :]])
-            ids.append(int(np.argmax(model(ctx).numpy()[0, -1])))
+            if len(ids) - start > w:
+                start = len(ids) - w // 2
+            ids.append(int(np.argmax(model(np.asarray([ids[start:]])).numpy()[0, -1])))
     return ids
 
 
@@ -282,3 +286,28 @@ def test_cache_processes_one_token_per_step():
     handle.remove()
     assert cached == [3, 1, 1, 1, 1, 1]
     assert seen == [3, 4, 5, 6, 7, 8]
+
+
+def test_cache_re_prefills_half_a_window_when_full():
+    """Past the 12-position window the context restarts from the last 6 tokens: the cached path
+    re-runs those 6 once and then goes on one position per step; the uncached path runs the
+    same context every step (6, 7, ... 12, then 6 again)."""
+    model = tiny_gpt()
+    seen = []
+    handle = model.tok_emb.register_forward_hook(lambda m, inputs, out: seen.append(out.shape[1]))
+    cached_ids = generate(model, [1, 2, 3], 24, temperature=0, use_cache=True)
+    cached = list(seen)
+    seen.clear()
+    uncached_ids = generate(model, [1, 2, 3], 24, temperature=0, use_cache=False)
+    handle.remove()
+    assert cached == [3] + [1] * 9 + [6] + [1] * 6 + [6] + [1] * 6
+    assert seen == list(range(3, 13)) + list(range(6, 13)) + list(range(6, 13))
+    assert cached_ids == uncached_ids == manual_greedy(model, [1, 2, 3], 24)
+
+
+def test_context_start_rule():
+    from tensorlite.generate import context_start
+
+    assert [context_start(0, n, 8) for n in range(1, 10)] == [0] * 8 + [5]
+    assert context_start(5, 13, 8) == 5 and context_start(5, 14, 8) == 10
+    assert context_start(0, 2, 1) == 1  # a window of one keeps one token

@@ -22,7 +22,7 @@ LAYERS = [
     {"autograd", "random", "kernels", "amp", "cuda"},
     {"functional", "ops"},
     {"tensor"},
-    {"creation", "gradcheck", "checkpoint", "runlog", "generate"},
+    {"creation", "gradcheck", "checkpoint", "runlog", "generate", "decode", "reference"},
     {"nn", "optim", "data", "utils"},
     {"faults"},
     {"train"},

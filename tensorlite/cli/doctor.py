@@ -1,18 +1,23 @@
-"""``tensorlite doctor``: the preflight checks of a run's model, optimizer, schedule and data."""
+"""``tensorlite doctor``: the preflight checks of a run's model, optimizer, schedule and data, or of
+any tensorlite or PyTorch model a function of yours builds (``--model MODULE:FACTORY``)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 
 from .. import faults as _faults
-from ..debug.doctor import doctor_for_config
+from ..debug.doctor import doctor, doctor_for_config
 from ..train import TrainConfig, config_from_json, read_config
 from .errors import CLIError, one_line
 from .flags import fault_list
 
-__all__ = ["add_parser", "load_config"]
+__all__ = ["add_parser", "load_config", "load_factory"]
 
 
 def load_config(path) -> TrainConfig:
@@ -31,16 +36,29 @@ def load_config(path) -> TrainConfig:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "doctor",
-        help="preflight checks of a run's model, optimizer, schedule and data (seconds)",
+        help="preflight checks of a model, its optimizer, schedule and data (seconds)",
         description=(
-            "Build the model, optimizer, LR schedule, batcher and loss that `tensorlite train` would "
-            "build from RUN_DIR/config.json (or a JSON file of TrainConfig fields), without training, "
-            "and run the doctor's checks on them. Prints a table; exit code 1 if any check fails. "
-            "See docs/debug/doctor.md."
+            "Run the doctor's checks (loss at init, attention normalisation, scale and causality, "
+            "position signal, RoPE, norms, residuals, pre-norm, init scale, eval determinism, gradient "
+            "flow, overfitting one batch, graph size, the optimizer's decay, groups and step, the "
+            "warmup, input/label alignment) and print a report; exit code 1 if any check fails. "
+            "Either RUN_DIR_OR_CONFIG: build the model, optimizer, schedule, batcher and loss that "
+            "`tensorlite train` would build from RUN_DIR/config.json (or a JSON file of TrainConfig "
+            "fields); or --model pkg.module:factory (or path/to/file.py:factory): a function returning a "
+            "tensorlite or PyTorch model, (model, optimizer) or (model, optimizer, scheduler). "
+            "See docs/debug/doctor.md and docs/debug/pytorch.md."
         ),
     )
     p.add_argument("path", metavar="RUN_DIR_OR_CONFIG", nargs="?", default=None,
                    help="a run directory or a JSON config file")
+    p.add_argument("--model", metavar="MODULE:FACTORY", default=None,
+                   help="a factory returning a model, (model, optimizer) or (model, optimizer, scheduler): "
+                        "pkg.module:make or path/to/file.py:make")
+    p.add_argument("--batch", metavar="MODULE:FUNCTION", default=None,
+                   help="with --model: a function returning one (x, y) batch (or a get_batch(split) function)")
+    p.add_argument("--blocks", default=None, help="with --model: the path of the blocks (e.g. transformer.h)")
+    p.add_argument("--seq-len", type=int, default=None, help="with --model: the context length")
+    p.add_argument("--vocab-size", type=int, default=None, help="with --model: the vocabulary size")
     p.add_argument("--list-faults", action="store_true",
                    help="print the fault catalogue (name, seed, component, target, catching check) and exit")
     p.add_argument("--faults", type=fault_list, default=None, metavar="NAME[,NAME...]",
@@ -50,18 +68,104 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def load_factory(spec: str):
+    """The object named by ``"pkg.module:name"`` or ``"path/to/file.py:name"``. The module's
+    folder (or the current one) goes on ``sys.path`` first, so its own imports work. User errors
+    raise :class:`~tensorlite.cli.CLIError` naming what was not found."""
+    if ":" not in spec or spec.endswith(":") or spec.startswith(":"):
+        raise CLIError(f"--model {spec!r}: expected MODULE:FACTORY, e.g. mypkg.model:make or model.py:make")
+    where, name = spec.rsplit(":", 1)
+    try:
+        if where.endswith(".py") or "/" in where or os.sep in where:
+            path = Path(where)
+            if not path.is_file():
+                raise CLIError(f"--model: no such file {where}")
+            folder = str(path.resolve().parent)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[path.stem] = module  # dataclasses and pickling look their module up there
+            mod_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(where)
+    except CLIError:
+        raise
+    except ModuleNotFoundError as e:
+        raise CLIError(f"--model {spec}: cannot import {where}: {e}") from None
+    except Exception as e:  # the user's module raised while importing
+        raise CLIError(f"--model {spec}: importing {where} raised {type(e).__name__}: {e}") from None
+    if not hasattr(module, name):
+        raise CLIError(f"--model {spec}: {where} has no attribute {name!r}")
+    return getattr(module, name)
+
+
+def _parts_from_factory(spec: str):
+    factory = load_factory(spec)
+    if not callable(factory):
+        raise CLIError(f"--model {spec}: {type(factory).__name__} is not callable")
+    try:
+        made = factory()
+    except Exception as e:
+        raise CLIError(f"--model {spec}: the factory raised {type(e).__name__}: {one_line(e)}") from None
+    parts = tuple(made) if isinstance(made, (tuple, list)) else (made,)
+    if not 1 <= len(parts) <= 3 or not hasattr(parts[0], "named_modules"):
+        raise CLIError(f"--model {spec}: expected the factory to return a model, (model, optimizer) or "
+                       f"(model, optimizer, scheduler); got {type(made).__name__}")
+    return parts + (None,) * (3 - len(parts))
+
+
+def _doctor_from_factory(args):
+    model, optimizer, scheduler = _parts_from_factory(args.model)
+    batch = None
+    if args.batch is not None:
+        fn = load_factory(args.batch)
+        try:
+            batch = fn if not callable(fn) else _call_batch(fn)
+        except Exception as e:
+            raise CLIError(f"--batch {args.batch}: raised {type(e).__name__}: {e}") from None
+    overrides = {k: v for k, v in (("blocks", args.blocks), ("seq_len", args.seq_len),
+                                   ("vocab_size", args.vocab_size)) if v is not None}
+    try:
+        report = doctor(model, optimizer, scheduler, batch=batch, **overrides)
+    except (TypeError, ValueError) as e:
+        raise CLIError(one_line(e)) from None
+    report.title = f"tensorlite doctor ({type(model).__name__} from {args.model})"
+    return report
+
+
+def _call_batch(fn):
+    try:
+        return fn("train")
+    except TypeError:
+        return fn()
+
+
 def run(args) -> int:
     if args.list_faults:
         print(_faults.table())
         return 0
-    if args.path is None:
-        raise CLIError("give a run directory or a JSON config file (or --list-faults)")
-    config = load_config(args.path)
-    try:
+    model_only = [f"--{n.replace('_', '-')}" for n in ("batch", "blocks", "seq_len", "vocab_size")
+                  if getattr(args, n, None) is not None]
+    if args.model is not None:
+        if args.path is not None:
+            raise CLIError("give either RUN_DIR_OR_CONFIG or --model, not both")
         if args.faults:
-            config = config.replace(faults=tuple(config.faults) + tuple(args.faults))
-        report = doctor_for_config(config)
-    except (ValueError, FileNotFoundError) as e:
-        raise CLIError(one_line(e)) from None
+            raise CLIError("--faults applies to a run config, not to --model")
+        report = _doctor_from_factory(args)
+    else:
+        if model_only:
+            raise CLIError(f"{', '.join(model_only)} need --model")
+        if args.path is None:
+            raise CLIError("give a run directory, a JSON config file, or --model MODULE:FACTORY (or --list-faults)")
+        config = load_config(args.path)
+        try:
+            if args.faults:
+                config = config.replace(faults=tuple(config.faults) + tuple(args.faults))
+            report = doctor_for_config(config)
+        except (ValueError, FileNotFoundError) as e:
+            raise CLIError(one_line(e)) from None
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     return 0 if report.ok else 1

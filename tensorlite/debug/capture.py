@@ -17,7 +17,7 @@ tensorlite ops are seen through :class:`tensorlite.autograd.observe`; torch ops 
 the reference formula ``softmax(q k^T * scale + mask)``. Nothing in the model changes: its
 ``forward`` methods are wrapped for the duration of the context and put back afterwards.
 
-Example::
+Example (``tensorlite.debug.capture_attention(model)`` does the same through the model view)::
 
     with Capture(model) as cap:
         model(tokens)
@@ -28,14 +28,17 @@ Example::
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..autograd import observe
+from ..backend import array_module
 from .native import is_torch, native_for, to_numpy
 
-__all__ = ["AttentionCall", "Capture", "ModuleCall", "capture_attention", "first_tensor"]
+__all__ = ["AttentionCall", "Capture", "ModuleCall", "first_tensor"]
 
 # ops whose output is a product of two operands: the attention scores q @ k^T come from one of them
 _MATMULS_TORCH = {"matmul", "__matmul__", "bmm", "mm", "baddbmm", "einsum"}
@@ -151,7 +154,8 @@ class AttentionCall:
 
     @property
     def n_heads(self) -> int:
-        return int(self.weights.shape[-3]) if self.weights.ndim >= 3 else 1
+        """Heads in one call: ``weights`` is ``(B, H, T, T)``; a ``(B, T, T)`` call is one head."""
+        return int(self.weights.shape[-3]) if self.weights.ndim >= 4 else 1
 
     def raw_scores(self) -> np.ndarray | None:
         """``q @ k^T`` without scale or mask (None without operands)."""
@@ -171,6 +175,18 @@ def _softmax(x, axis=-1):
         return e / e.sum(axis=axis, keepdims=True)
 
 
+def _tiled_weights(q, k, scale, mask, causal):
+    """The attention weights a tiled kernel never forms: ``softmax(q k^T * scale + mask)``."""
+    scores = (q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)) * scale
+    t_q, t_k = scores.shape[-2:]
+    if causal:
+        scores = np.where(np.tril(np.ones((t_q, t_k), dtype=bool), k=t_k - t_q), scores, -np.inf)
+    if mask is not None:
+        mask = to_numpy(mask)
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else scores + mask
+    return _softmax(scores)
+
+
 def _mode_ratio(num: np.ndarray, den: np.ndarray, keep: np.ndarray) -> float | None:
     """The most common value of ``num / den`` over ``keep`` (robust to masked entries, which
     hold -inf, a large negative number or a 0 instead of the scaled score)."""
@@ -183,7 +199,9 @@ def _mode_ratio(num: np.ndarray, den: np.ndarray, keep: np.ndarray) -> float | N
     if r.size < 4:
         return None
     bins = np.round(np.log10(np.abs(r)) * 300).astype(np.int64) * np.sign(r).astype(np.int64)
-    best, _ = Counter(bins.tolist()).most_common(1)[0]
+    best, count = Counter(bins.tolist()).most_common(1)[0]
+    if count < 0.5 * r.size:  # not one factor: a bias is added to the scores (ALiBi, relative positions)
+        return None
     return float(np.median(r[bins == best]))
 
 
@@ -226,6 +244,21 @@ def _einsum_operands(eq: str, ops):
 
 
 
+def _tiled_weights_native(q, k, scale, mask, causal):
+    """:func:`_tiled_weights` on the arrays' own device (NumPy or CuPy), in float32."""
+    xp = array_module(q)
+    scores = (q.astype(xp.float32) @ xp.swapaxes(k, -1, -2).astype(xp.float32)) * scale
+    t_q, t_k = scores.shape[-2:]
+    if causal:
+        scores = xp.where(xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q), scores, -xp.inf)
+    if mask is not None:
+        mask = getattr(mask, "data", mask)
+        scores = xp.where(mask, scores, -xp.inf) if mask.dtype == bool else scores + mask
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    e = xp.exp(scores)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def _detached(t):
     """A framework tensor's array without its graph: tensorlite's ``.data``, torch's ``.detach()``."""
     return t.detach() if hasattr(t, "detach") and is_torch(t) else getattr(t, "data", t)
@@ -233,9 +266,9 @@ def _detached(t):
 
 def _sdpa_weights_torch(a: dict):
     """The weights of a torch ``scaled_dot_product_attention`` call, rebuilt by its reference
-    formula in torch, on the call's device."""
-    import torch  # noqa: PLC0415  (only reached from inside a torch forward)
-
+    formula in torch, on the call's device (the call runs inside the capture's torch mode, so
+    torch is already imported)."""
+    torch = sys.modules["torch"]
     q, k = a["query"].detach(), a["key"].detach()
     if q.dim() >= 3 and k.dim() >= 3 and q.shape[-3] != k.shape[-3] and q.shape[-3] % k.shape[-3] == 0:
         k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)  # grouped-query attention
@@ -408,13 +441,20 @@ class Capture:
             self._keep.append(out)
         if name == "Softmax":
             self._softmax_seen(inputs[0], out, fn.dim, _MATMULS_TL)
-        elif name == "Attention" and self.keep_native:
-            if self._is_attention_shape(tuple(fn.p.shape)):
-                self._add(kind="fused", weights=fn.p, dim=-1, scale=float(fn.scale))
-        elif name == "Attention":
-            q, k, v = (to_numpy(t) for t in inputs[:3])
-            if self._is_attention_shape(tuple(fn.p.shape)):
-                self._add(kind="fused", weights=to_numpy(fn.p), dim=-1, q=q, k=k, v=v, scale=float(fn.scale))
+        elif name in ("Attention", "PackedSelfAttention", "TiledAttention") and self.keep_native:
+            p = getattr(fn, "p", None)
+            if p is None:  # the tiled kernel never forms them: rebuilt on the device
+                p = _tiled_weights_native(fn.q, fn.k, float(fn.scale), getattr(fn, "mask", None), fn.causal)
+            if self._is_attention_shape(tuple(p.shape)):
+                self._add(kind="fused", weights=p, dim=-1, scale=float(fn.scale))
+        elif name in ("Attention", "PackedSelfAttention", "TiledAttention"):
+            # tensorlite's fused kernels: the weights they keep, or (tiled: never formed) rebuilt
+            q, k, v = (to_numpy(a) for a in (fn.q, fn.k, fn.v))
+            p = getattr(fn, "p", None)
+            if p is None:
+                p = _tiled_weights(q, k, float(fn.scale), getattr(fn, "mask", None), fn.causal)
+            if self._is_attention_shape(tuple(p.shape)):
+                self._add(kind="fused", weights=to_numpy(p), dim=-1, q=q, k=k, v=v, scale=float(fn.scale))
 
     def _torch_mode(self):
         from torch.overrides import TorchFunctionMode  # noqa: PLC0415
@@ -455,7 +495,9 @@ class Capture:
         return out, (w.mean(dim=-3) if avg and w is not None else w)
 
     def _on_torch_op(self, name, args, kwargs, out):
-        if _is_array_like(out) and not self.keep_native:
+        # an op that returns one of its inputs unchanged (x.float() on a float tensor,
+        # .contiguous(), .to(same)) adds nothing to the trace and would make it loop
+        if not self.keep_native and _is_array_like(out) and not any(a is out for a in args):
             self._trace[id(out)] = (name, args, kwargs)
             self._keep.append(out)
         if name == "softmax":
@@ -475,8 +517,6 @@ class Capture:
         if self.torch:
             self._ctx = self._torch_mode()
         else:
-            from ..autograd import observe  # noqa: PLC0415
-
             self._ctx = observe(forward=self._on_tl_op)
         try:
             self._ctx.__enter__()
@@ -513,17 +553,3 @@ class Capture:
             out.append(self.calls[i])
             todo[:0] = self.calls[i].children
         return out
-
-
-def capture_attention(model, tokens=None, **view_options) -> list:
-    """The :class:`AttentionCall` list of one forward of ``model`` on ``tokens`` (int array
-    ``(B, T)``; default: random tokens of the model's vocabulary), run in eval mode without
-    gradients through the model's :func:`~tensorlite.debug.view.model_view` (``view_options`` are
-    its overrides, e.g. ``blocks="h"``)."""
-    from .view import model_view  # noqa: PLC0415
-
-    view = model_view(model, **view_options)
-    if tokens is None:
-        tokens = view.random_tokens()
-    return view.capture(np.asarray(tokens)).attention
-

@@ -1,37 +1,52 @@
 """The doctor: a preflight battery of checks, run in seconds before any real training.
 
-``doctor(model, optimizer=..., scheduler=..., batcher=..., loss_fn=...)`` runs every check of
-:mod:`tensorlite.debug.checks` that its arguments allow and returns a :class:`DoctorReport`: a
-table of check, status, evidence, hint and docs link (``print(report)``), ``report.ok`` False
-when any check failed. ``tensorlite doctor RUN_DIR_OR_CONFIG`` builds the model, optimizer,
-schedule and batcher a training run would use and prints the same table (exit code 1 on a failure).
+``doctor(model, optimizer, scheduler, batch=..., loss_fn=...)`` works on any tensorlite or torch
+language model: it builds the model's :func:`~tensorlite.debug.view.model_view` (what the blocks,
+attention, norms, embeddings and head are, and how to get ``(B, T, V)`` logits), runs every check
+of :data:`~tensorlite.debug.checks.REGISTRY` its arguments allow, and returns a
+:class:`DoctorReport`: what was found, then a table of check, status, evidence, hint and docs link
+(``print(report)``); ``report.ok`` is False when any check failed. ``tensorlite doctor
+RUN_DIR_OR_CONFIG`` builds the model, optimizer, schedule and batcher a training run would use and
+prints the same table; ``tensorlite doctor --model pkg.module:factory`` does it for a torch model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..train import build
 from . import checks as C
-from .checks import CheckResult
+from .checks import REGISTRY, CheckResult, DoctorContext
+from .native import is_torch
+from .view import model_view
 
-__all__ = ["DoctorReport", "doctor", "doctor_for_config", "CHECK_ORDER"]
+__all__ = ["CHECK_ORDER", "DoctorReport", "doctor", "doctor_for_config"]
 
-#: The checks in the order the table lists them.
-CHECK_ORDER = (
-    "loss_at_init", "loss_sign", "attention_sums_to_one", "attention_scale", "causal_leak",
-    "rope_rotation", "rope_values", "norms_finite_on_zeros", "residual", "prenorm", "init_scale",
-    "gradient_flow", "overfit_one_batch", "graph_size", "optimizer_decay", "lr_schedule",
-    "input_label_alignment",
-)
+#: The checks in the order the table lists them (the names of :data:`~tensorlite.debug.checks.REGISTRY`).
+CHECK_ORDER = tuple(s.name for s in REGISTRY)
+
+_VIEW_OPTIONS = ("blocks", "attention", "mlp", "norms", "final_norm", "token_embedding", "position_embedding",
+                 "lm_head", "seq_len", "vocab_size", "logits_fn", "causal")
+
+_MISSING = {"optimizer": "no optimizer given", "scheduler": "no scheduler or config given",
+            "data": "no batch or batcher given",
+            "loss_fn": "no loss_fn given (the model's own loss is checked by model_loss)"}
 
 
 @dataclass
 class DoctorReport:
-    """The doctor's findings: ``results`` (one :class:`CheckResult` per check, in table order)."""
+    """The doctor's findings: ``results`` (one :class:`CheckResult` per check, in table order) and
+    ``found`` (what the model view found, one line per part)."""
 
     results: list = field(default_factory=list)
     title: str = "tensorlite doctor"
+    found: str = ""
 
     @property
     def ok(self) -> bool:
@@ -55,7 +70,7 @@ class DoctorReport:
         return out
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "results": [asdict(r) for r in self.results]}
+        return {"ok": self.ok, "found": self.found.splitlines(), "results": [asdict(r) for r in self.results]}
 
     def table(self, width: int = 100) -> str:
         """The report as a fixed-width table; non-passing rows carry their hint and docs link."""
@@ -76,70 +91,113 @@ class DoctorReport:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self.table()
+        return (self.found + "\n\n" if self.found else "") + self.table()
 
 
-def _run(name, fn, *args, **kwargs) -> CheckResult:
+def _error(name, e) -> CheckResult:
+    return CheckResult(name, "error", f"the check raised {type(e).__name__}: {' '.join(str(e).split())}",
+                       "the model may not have the shape this check expects; run the check alone to see",
+                       C.check_url(name))
+
+
+def _run(spec, ctx) -> CheckResult:
     try:
-        return fn(*args, **kwargs)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return spec.run(ctx)
     except Exception as e:  # a check that cannot run on this model says so in its row
-        return CheckResult(name, "error", f"the check raised {type(e).__name__}: {e}",
-                           "the model may not have the shape this check expects; run the check alone to see",
-                           f"{C.DOC}#{name}")
-
-
-def _skip(name, why) -> CheckResult:
-    return CheckResult(name, "skip", why, "", f"{C.DOC}#{name}")
+        return _error(spec.name, e)
 
 
 def doctor(model, optimizer=None, scheduler=None, *, config=None, batcher=None, loss_fn=None, batch=None,
-           overfit_steps: int = 60, seed: int = 0, only=None) -> DoctorReport:
+           overfit_steps: int = 60, seed: int = 0, only=None, skip=None, **view_options) -> DoctorReport:
     """Run the preflight checks on ``model`` and return a :class:`DoctorReport`.
 
     Args:
-        model: a tensorlite model mapping token ids ``(B, T)`` to logits ``(B, T, V)`` (a GPT).
-        optimizer: checked with :func:`~tensorlite.debug.checks.optimizer_decay` (a fresh copy is
-            stepped; the one given is not touched).
-        scheduler: an LR scheduler, a function ``step -> lr``, or ``config`` (anything with ``lr``
-            and ``warmup``, e.g. a ``TrainConfig``) for :func:`~tensorlite.debug.checks.lr_schedule`.
-        batcher: a batcher with ``get_batch("train")`` (its state is restored): its batch feeds the
-            model checks and :func:`~tensorlite.debug.checks.input_label_alignment`.
-        loss_fn: ``loss_fn(logits (N, V), targets (N,))``; default ``F.cross_entropy``.
-        batch: ``(x, y)`` to use instead of a batcher's (default: random tokens).
+        model: a tensorlite or torch language model, tokens ``(B, T)`` -> logits; its forward may
+            return logits, ``(logits, loss)`` (nanoGPT: ``model(x, targets)``), a dict or an object
+            with ``.logits`` (Hugging Face style).
+        optimizer: a tensorlite or torch optimizer (deep copies are stepped; the one given is not
+            touched), or a factory ``params -> optimizer``.
+        scheduler: an LR scheduler (tensorlite or torch: LambdaLR, OneCycleLR, ...; a deep copy is
+            stepped), a function ``step -> lr``, or ``config`` (anything with ``lr`` and ``warmup``).
+        batcher / batch: the data: a batcher with ``get_batch("train")`` (its state is restored), a
+            ``get_batch`` function, a DataLoader or ``(x, y)``; it feeds the model checks and
+            :func:`~tensorlite.debug.checks.input_label_alignment` (default: random tokens).
+        loss_fn: ``loss_fn(logits (N, V), targets (N,))`` in the model's framework; default: the
+            model's own loss if its forward returns one, else the mean cross-entropy.
         overfit_steps: steps of the one-batch overfitting check.
-        only: a list of check names to run (default: all).
+        only / skip: check names to run / to leave out.
+        view_options: overrides for the model view (``blocks="transformer.h"``, ``seq_len=256``,
+            ``vocab_size=``, ``logits_fn=``, ``lm_head=``, ``causal=False`` ...).
     """
-    b = C.make_batch(model, batch, batcher, seed=seed)
-    rows = {
-        "loss_at_init": lambda: C.loss_at_init(model, b, loss_fn=loss_fn),
-        "loss_sign": lambda: C.loss_sign(loss_fn),
-        "attention_sums_to_one": lambda: C.attention_sums_to_one(model, b),
-        "attention_scale": lambda: C.attention_scale(model, b),
-        "causal_leak": lambda: C.causal_leak(model),
-        "rope_rotation": lambda: C.rope_rotation(model),
-        "rope_values": lambda: C.rope_values(model),
-        "norms_finite_on_zeros": lambda: C.norms_finite_on_zeros(model),
-        "residual": lambda: C.residual(model, b),
-        "prenorm": lambda: C.prenorm(model, b),
-        "init_scale": lambda: C.init_scale(model, b),
-        "gradient_flow": lambda: C.gradient_flow(model, b, loss_fn=loss_fn),
-        "overfit_one_batch": lambda: C.overfit_one_batch(model, b, loss_fn=loss_fn, steps=overfit_steps),
-        "graph_size": lambda: C.graph_size(model),
-        "optimizer_decay": (lambda: C.optimizer_decay(optimizer)) if optimizer is not None else None,
-        "lr_schedule": (lambda: C.lr_schedule(scheduler if scheduler is not None else config))
-        if (scheduler is not None or config is not None) else None,
-        "input_label_alignment": (lambda: C.input_label_alignment(batcher if batcher is not None else batch))
-        if (batcher is not None or batch is not None) else None,
-    }
-    missing = {"optimizer_decay": "no optimizer given", "lr_schedule": "no scheduler or config given",
-               "input_label_alignment": "no batcher or batch given"}
+    unknown = set(view_options) - set(_VIEW_OPTIONS)
+    if unknown:
+        raise TypeError(f"doctor: unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
+                        f"model-view options are {', '.join(_VIEW_OPTIONS)}")
+    names = [s.name for s in REGISTRY]
+    for label, sel in (("only", only), ("skip", skip)):
+        bad = [n for n in (sel or ()) if n not in names]
+        if bad:
+            raise ValueError(f"doctor: {label}: unknown check(s) {', '.join(bad)}; known: {', '.join(names)}")
+    view, view_error = None, None
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            view = model_view(model, loss_fn=loss_fn, **view_options)
+    except Exception as e:  # the model-free checks still run; the model checks say why they cannot
+        view_error = e
+    data = batcher if batcher is not None else batch
+    model_batch = None
+    if data is not None and view is not None:
+        x, y = C.make_batch(batch=batch, batcher=batcher)
+        model_batch = (x, y)
+    ctx = DoctorContext(view=view, optimizer=optimizer, scheduler=scheduler if scheduler is not None else config,
+                        batch=model_batch, data=data, loss_fn=loss_fn, overfit_steps=overfit_steps, seed=seed)
+    with _few_threads(model):
+        results = _run_all(ctx, view, view_error, only, skip)
+    return DoctorReport(results, found=view.describe() if view is not None else "")
+
+
+#: Below this many parameters the doctor's ops are too small to gain from BLAS / OpenMP threads,
+#: and spinning threads on a busy machine can make them many times slower: one thread is used.
+SMALL_MODEL = 5_000_000
+
+
+@contextlib.contextmanager
+def _few_threads(model):
+    try:
+        n = sum(int(np.prod(p.shape)) for p in model.parameters())
+    except Exception:
+        n = SMALL_MODEL
+    if n >= SMALL_MODEL:
+        yield
+        return
+    torch = sys.modules.get("torch") if is_torch(model) else None
+    prev = torch.get_num_threads() if torch is not None else None
+    try:
+        if torch is not None:
+            torch.set_num_threads(1)
+        with threadpool_limits(1):
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(prev)
+
+
+def _run_all(ctx, view, view_error, only, skip):
     results = []
-    for name in CHECK_ORDER:
-        if only is not None and name not in only:
+    for spec in REGISTRY:
+        if (only is not None and spec.name not in only) or (skip is not None and spec.name in skip):
             continue
-        fn = rows[name]
-        results.append(_skip(name, missing[name]) if fn is None else _run(name, fn))
-    return DoctorReport(results)
+        lacking = [n for n in spec.needs if n != "model" and getattr(ctx, n if n != "scheduler" else "scheduler") is None]
+        if lacking:
+            results.append(CheckResult(spec.name, "skip", _MISSING[lacking[0]], "", C.check_url(spec.name)))
+        elif "model" in spec.needs and view is None:
+            results.append(_error(spec.name, view_error))
+        else:
+            results.append(_run(spec, ctx))
+    return results
 
 
 def doctor_for_config(config, **kwargs) -> DoctorReport:

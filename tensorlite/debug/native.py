@@ -13,6 +13,12 @@ import sys
 
 import numpy as np
 
+from .. import autograd, optim
+from .. import functional as F
+from ..backend import to_device
+from ..backend import to_numpy as _tl_to_numpy
+from ..tensor import Tensor
+
 __all__ = ["Native", "eval_mode", "is_torch", "native_for", "to_numpy"]
 
 
@@ -33,8 +39,6 @@ def to_numpy(x, dtype=np.float64) -> np.ndarray:
             t = t.float()  # bfloat16 / float16 have no NumPy twin
         a = t.cpu().numpy()
     else:
-        from ..backend import to_numpy as _tl_to_numpy  # noqa: PLC0415
-
         a = _tl_to_numpy(x.data if hasattr(x, "grad_fn") else x)
     a = np.asarray(a)
     return a.astype(dtype) if a.dtype.kind in "fc" and dtype is not None else a.copy()
@@ -130,22 +134,14 @@ class TensorliteNative(Native):
     name = "tensorlite"
 
     def __init__(self):
-        from .. import autograd, optim  # noqa: PLC0415
-        from .. import functional as F  # noqa: PLC0415
-        from ..tensor import Tensor  # noqa: PLC0415
-
         self.Tensor, self.F, self.optim, self.autograd = Tensor, F, optim, autograd
 
     def tokens(self, x, like=None):
-        from ..backend import to_device  # noqa: PLC0415
-
         dev = self.device_of(like) if like is not None else None
         arr = np.asarray(x, dtype=np.int64)
         return self.Tensor(to_device(arr, dev) if dev is not None else arr, device=dev)
 
     def floats(self, x, like):
-        from ..backend import to_device  # noqa: PLC0415
-
         arr = np.asarray(x).astype(like.dtype)
         return self.Tensor(to_device(arr, like.device), device=like.device)
 

@@ -31,7 +31,7 @@ import numpy as np
 from .capture import Capture, first_tensor
 from .native import eval_mode, is_torch, native_for, to_numpy
 
-__all__ = ["CONTEXT_NAMES", "VOCAB_NAMES", "ModelView", "eval_mode", "model_view"]
+__all__ = ["CONTEXT_NAMES", "VOCAB_NAMES", "ModelView", "capture_attention", "eval_mode", "model_view"]
 
 #: Config attribute names read for the context length, in order.
 CONTEXT_NAMES = ("seq_len", "block_size", "n_positions", "max_position_embeddings", "context_length",
@@ -122,6 +122,7 @@ class ModelView:
         self.d_model = None
         self.forward_kind = "model(x)"
         self._target_kw = None
+        self._flat_with_targets = False
         self.own_loss = False
         self._discover()
 
@@ -159,16 +160,20 @@ class ModelView:
             y = x if self._target_kw == "labels" else self.native.zeros_like(x)
         return self.model(x, **{self._target_kw: y})
 
-    def _logits_of(self, out):
+    def _logits_of(self, out, x=None):
         if isinstance(out, dict):
             out = out.get("logits", first_tensor(out))
         elif not (hasattr(out, "shape") and hasattr(out, "dtype")) and hasattr(out, "logits"):
             out = out.logits
-        return first_tensor(out)
+        lg = first_tensor(out)
+        if x is not None and self._flat_with_targets and lg is not None and len(lg.shape) == 2:
+            lg = lg.reshape(x.shape[0], x.shape[1], -1)
+        return lg
 
     def logits_native(self, x, y=None):
         """``(B, T, V)`` logits, a framework tensor, on native tokens ``x`` (grad mode as it is)."""
-        return self._logits_of(self._call(self.tokens(x), None if y is None else self.tokens(y)))
+        x = self.tokens(x)
+        return self._logits_of(self._call(x, None if y is None else self.tokens(y)), x)
 
     def logits(self, x) -> np.ndarray:
         """``(B, T, V)`` float64 logits of int array ``x``, in eval mode without gradients."""
@@ -230,8 +235,16 @@ class ModelView:
         for attempt in range(3):
             T = max(T, 3)
             x = np.random.default_rng(0).integers(0, V, size=(2, T))
-            out, cap = self._probe(x)
-            lg = self._logits_of(out)
+            try:
+                out, cap = self._probe(x)
+            except Exception:
+                # some models only take their full context (a position table added unsliced)
+                if self.seq_len is None or T == self.seq_len or self.seq_len > 1024:
+                    raise
+                T = self.seq_len
+                x = np.random.default_rng(0).integers(0, V, size=(2, T))
+                out, cap = self._probe(x)
+            lg = self._logits_of(out, x)
             if lg is None:
                 raise ValueError(f"model_view: the forward of {type(model).__name__} returned "
                                  f"{type(out).__name__}, with no logits tensor in it; pass logits_fn=")
@@ -261,15 +274,24 @@ class ModelView:
                 with Capture(self.model, seq_len=x.shape[1]) if hasattr(self.model, "named_modules") else _Null() as cap:
                     out = self.user_logits_fn(tok)
                 return out, cap
-            with Capture(self.model, seq_len=x.shape[1]) as cap:
-                out = self.model(tok)
-            lg = self._logits_of(out)
+            kws = self._targets_kwargs()
+            try:
+                with Capture(self.model, seq_len=x.shape[1]) as cap:
+                    out = self.model(tok)
+            except TypeError:
+                if not kws:
+                    raise
+                out, cap = None, None  # a forward(idx, targets) without a default: targets it is
+            lg = self._logits_of(out) if out is not None else None
             full = lg is not None and len(lg.shape) == 3 and tuple(lg.shape[:2]) == tuple(x.shape)
-            for kw in self._targets_kwargs():
+            for kw in kws:
                 y = tok if kw == "labels" else self.native.zeros_like(tok)
                 with Capture(self.model, seq_len=x.shape[1]) as cap2:
                     out2 = self.model(tok, **{kw: y})
                 lg2 = self._logits_of(out2)
+                if lg2 is not None and len(lg2.shape) == 2 and lg2.shape[0] == x.size and full:
+                    self._flat_with_targets = True  # Karpathy's lecture GPT: (B*T, V) logits with targets
+                    lg2 = lg2.reshape(x.shape[0], x.shape[1], -1)
                 full2 = lg2 is not None and len(lg2.shape) == 3 and tuple(lg2.shape[:2]) == tuple(x.shape)
                 if self._own_loss_of(out2) is not None and full2:
                     self.own_loss, self._target_kw = True, kw
@@ -432,7 +454,8 @@ class ModelView:
         return found
 
     def _is_norm_call(self, c) -> bool:
-        """A leaf module whose output does not change when its (float) input is scaled by 10."""
+        """A leaf module whose output does not change when its (float) input is scaled by 10 (the
+        input it got in the forward, each row brought to unit RMS first)."""
         m, i, o = c.module, c.input, c.out
         if not (_is_float(i) and _is_float(o)) or tuple(i.shape) != tuple(o.shape) or len(i.shape) < 2:
             return False
@@ -446,9 +469,11 @@ class ModelView:
         a = to_numpy(i)
         if not np.isfinite(a).all() or float(np.abs(a).max()) == 0.0:
             return False
+        # the recorded input at unit RMS per row, so that a norm's eps cannot hide the invariance
+        a = a / np.maximum(np.sqrt((a * a).mean(-1, keepdims=True)), 1e-30)
         try:
             with self.native.no_grad():
-                o1 = to_numpy(first_tensor(m(i)))
+                o1 = to_numpy(first_tensor(m(self.native.floats(a, i))))
                 o10 = to_numpy(first_tensor(m(self.native.floats(a * 10.0, i))))
         except Exception:  # a module that cannot be rerun alone is no norm we can use
             return False
@@ -560,3 +585,15 @@ def model_view(model, **overrides) -> ModelView:
     if isinstance(model, ModelView):
         return model
     return ModelView(model, **overrides)
+
+
+def capture_attention(model, tokens=None, **view_options) -> list:
+    """The :class:`AttentionCall` list of one forward of ``model`` on ``tokens`` (int array
+    ``(B, T)``; default: random tokens of the model's vocabulary), run in eval mode without
+    gradients through the model's :func:`~tensorlite.debug.view.model_view` (``view_options`` are
+    its overrides, e.g. ``blocks="h"``)."""
+    view = model_view(model, **view_options)
+    if tokens is None:
+        tokens = view.random_tokens()
+    return view.capture(np.asarray(tokens)).attention
+

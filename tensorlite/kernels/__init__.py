@@ -1,7 +1,9 @@
-"""Hand-written matmul kernels and the switch that chooses which one ``@`` uses.
+"""Hand-written kernels: the matmul kernels and the switch that chooses which one ``@`` uses, the
+thread pool they share (:mod:`.parallel`), the fused elementwise and row kernels
+(:mod:`.fused`) and the attention kernels (:mod:`.attention`).
 
-``"blas"`` (the default) is the backend's own ``matmul`` (OpenBLAS/MKL through NumPy, cuBLAS
-through CuPy). The others are ours, for teaching and for measuring against it.
+``"blas"`` (the default matmul) is the backend's own ``matmul`` (OpenBLAS/MKL through NumPy,
+cuBLAS through CuPy). The others are ours, for teaching and for measuring against it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import contextlib
 import numpy as np
 
 from .matmul import matmul_blocked, matmul_blocked_parallel, matmul_naive
+from .parallel import get_num_threads, set_num_threads
 
-__all__ = ["available", "current", "matmul", "matmul_blas", "matmul_blocked",
-           "matmul_blocked_parallel", "matmul_naive", "use"]
+__all__ = ["available", "current", "get_num_threads", "matmul", "matmul_blas", "matmul_blocked",
+           "matmul_blocked_parallel", "matmul_naive", "set_num_threads", "use"]
 
 
 _F16 = np.dtype(np.float16)

@@ -6,13 +6,11 @@ On a GPU the blocked kernels run one tiled shared-memory CUDA kernel (see ``cuda
 
 from __future__ import annotations
 
-import itertools
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext as _nullcontext
-
 import numpy as np
+
+from ..backend import array_module
+from . import parallel
+from .parallel import blas_threads
 
 
 def _check(a, b, op):
@@ -30,21 +28,13 @@ def _batched(kernel, a, b, **kw):
     if a.ndim == 2 and b.ndim == 2:
         return kernel(a, b, **kw)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    xp = _xp(a)
+    xp = array_module(a)
     a = xp.broadcast_to(a, batch + a.shape[-2:])
     b = xp.broadcast_to(b, batch + b.shape[-2:])
     out = xp.empty(batch + (a.shape[-2], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
     for idx in np.ndindex(*batch):
         out[idx] = kernel(a[idx], b[idx], **kw)
     return out
-
-
-def _xp(a):
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy  # noqa: PLC0415
-
-    return cupy
 
 
 def matmul_naive(a, b):
@@ -64,7 +54,7 @@ def _naive_2d(a, b):
             aip, bp = ai[p], bl[p]
             for j in range(n):
                 row[j] += aip * bp[j]
-    return _xp(a).asarray(np.asarray(out, dtype=np.result_type(a.dtype, b.dtype)))
+    return array_module(a).asarray(np.asarray(out, dtype=np.result_type(a.dtype, b.dtype)))
 
 
 def matmul_blocked(a, b, block: int = 64):
@@ -76,7 +66,7 @@ def matmul_blocked(a, b, block: int = 64):
     _check(a, b, "matmul_blocked")
     if block <= 0:
         raise ValueError(f"matmul_blocked: block must be positive, got {block}")
-    if _xp(a) is not np:
+    if array_module(a) is not np:
         from .cuda import matmul_tiled  # noqa: PLC0415
 
         return _batched(matmul_tiled, a, b)
@@ -95,38 +85,6 @@ def _blocked_2d(a, b, block):
     return out
 
 
-_CPUS = os.cpu_count() or 1  # read once: os.cpu_count() costs ~8 us a call on Linux
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_controller = None
-_lock = threading.Lock()
-
-
-def _get_pool(workers: int) -> ThreadPoolExecutor:
-    """One pool, kept between calls: starting threads per call would cost more than small tiles."""
-    global _pool, _pool_size
-    if _pool is None or _pool_size < workers:
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tl-matmul")
-        _pool_size = workers
-    return _pool
-
-
-def _blas_threads(n: int):
-    """A context that limits BLAS to ``n`` threads (nothing to do when ``n`` covers every core).
-    The controller scans the loaded libraries once; ``threadpool_limits(...)`` would rescan them
-    on every call (about 0.5 ms)."""
-    global _controller
-    if n >= _CPUS:
-        return _nullcontext()
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController  # noqa: PLC0415
-
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=n, user_api="blas")
-
-
 def matmul_blocked_parallel(a, b, block: int = 128, workers: int | None = None):
     """Row panels of the output computed on a thread pool, one single-threaded BLAS call each.
 
@@ -140,11 +98,11 @@ def matmul_blocked_parallel(a, b, block: int = 128, workers: int | None = None):
     _check(a, b, "matmul_blocked_parallel")
     if block <= 0:
         raise ValueError(f"matmul_blocked_parallel: block must be positive, got {block}")
-    if _xp(a) is not np:
+    if array_module(a) is not np:
         from .cuda import matmul_tiled  # noqa: PLC0415
 
         return _batched(matmul_tiled, a, b)
-    workers = workers or _CPUS
+    workers = workers or parallel.get_num_threads()
     dtype = np.result_type(a.dtype, b.dtype)
     m, n = a.shape[-2], b.shape[-1]
     if a.ndim == 2 and b.ndim == 2:
@@ -170,25 +128,17 @@ def matmul_blocked_parallel(a, b, block: int = 128, workers: int | None = None):
             np.matmul(a[idx], b[idx], out=out[idx])
 
     if len(starts) == 1 or workers == 1:  # one BLAS call at a time, on up to `workers` threads
-        with _blas_threads(workers):
+        with blas_threads(workers):
             for i in range(len(starts)):
                 task(i)
         return out
-    with _lock, _blas_threads(1):  # the BLAS thread limit is process-wide
-        _run_shared(task, len(starts), workers)
-    return out
-
-
-def _run_shared(task, n_tasks: int, workers: int) -> None:
-    """Run ``task(0..n_tasks-1)`` on ``workers`` threads (the caller is one of them), each taking
-    the next index as it finishes: dynamic balancing without a queue."""
-    counter = itertools.count()
-
-    def worker():
-        while (i := next(counter)) < n_tasks:
+    if not parallel._lock.acquire(blocking=False):  # nested in another parallel region: serially
+        for i in range(len(starts)):
             task(i)
-
-    helpers = [_get_pool(workers - 1).submit(worker) for _ in range(min(workers, n_tasks) - 1)]
-    worker()
-    for f in helpers:
-        f.result()  # re-raises a worker's exception here
+        return out
+    try:
+        with blas_threads(1):  # the BLAS thread limit is process-wide
+            parallel.run_shared(task, len(starts), workers)
+    finally:
+        parallel._lock.release()
+    return out

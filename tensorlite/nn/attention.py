@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backend import array_module
+from ..tensor import Tensor
 from .layers import Linear
 from .module import Module
 from .rope import RotaryEmbedding
@@ -48,22 +49,38 @@ class MergeHeads(Function):
 
 def split_heads(qkv, n_heads: int):
     """``(q, k, v)``, each ``(B, H, T, D)``, from the packed output of a ``Linear(d, 3d)``."""
+    if not (qkv.requires_grad and is_grad_enabled()):  # no graph to record (decoding): plain views
+        b, t, c3 = qkv.shape
+        parts = qkv.data.reshape(b, t, 3, n_heads, c3 // (3 * n_heads))
+        return tuple(Tensor._wrap(parts[:, :, i].transpose(0, 2, 1, 3), qkv.device, False) for i in range(3))
     return tuple(SplitHeads.apply(qkv, index=i, n_heads=n_heads) for i in range(3))
 
 
 def merge_heads(y):
     """``(B, H, T, D)`` -> ``(B, T, H*D)``."""
+    if not (y.requires_grad and is_grad_enabled()):
+        b, h, t, hd = y.shape
+        return Tensor._wrap(y.data.transpose(0, 2, 1, 3).reshape(b, t, h * hd), y.device, False)
     return MergeHeads.apply(y)
 
 
 class LayerKV:
-    """One layer's cached keys and values, ``(B, H, T_past, D)`` each (detached Tensors)."""
+    """One layer's cached keys and values, ``(B, H, T_past, D)`` each (detached Tensors).
 
-    __slots__ = ("k", "v")
+    With ``max_len`` the positions are written into buffers of ``max_len`` positions made at the
+    first append (and kept across :meth:`KVCache.reset`), and ``k``/``v`` are views of their
+    filled part: a decoding step copies one position, not the whole cache. A step run with
+    gradients on (a new ``k`` that requires grad) concatenates instead, so the gradient reaches
+    the new positions as before.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("k", "v", "max_len", "_kbuf", "_vbuf")
+
+    def __init__(self, max_len: int | None = None) -> None:
         self.k = None
         self.v = None
+        self.max_len = max_len
+        self._kbuf = self._vbuf = None
 
     @property
     def length(self) -> int:
@@ -71,16 +88,34 @@ class LayerKV:
 
     def append(self, k, v):
         """Append the new positions; returns keys and values of all positions so far."""
-        if self.k is not None:
-            if k.shape[0] != self.k.shape[0]:
-                raise ValueError(
-                    f"KV cache: batch size {k.shape[0]} differs from the cached batch size {self.k.shape[0]}; "
-                    "call cache.reset() (or model.init_cache()) for a new batch"
-                )
-            k = F.cat([self.k, k], dim=-2)
-            v = F.cat([self.v, v], dim=-2)
-        self.k, self.v = k.detach(), v.detach()
-        return k, v
+        n = self.length
+        if self.k is not None and k.shape[0] != self.k.shape[0]:
+            raise ValueError(
+                f"KV cache: batch size {k.shape[0]} differs from the cached batch size {self.k.shape[0]}; "
+                "call cache.reset() (or model.init_cache()) for a new batch"
+            )
+        t = k.shape[-2]
+        grads = is_grad_enabled() and (k.requires_grad or v.requires_grad)
+        if self.max_len is None or grads or n + t > self.max_len:
+            if self.k is not None:
+                k = F.cat([self.k, k], dim=-2)
+                v = F.cat([self.v, v], dim=-2)
+            self.k, self.v = k.detach(), v.detach()
+            return k, v
+        kb, vb = self._kbuf, self._vbuf
+        if kb is None or kb.shape[:2] != k.shape[:2] or kb.shape[3] != k.shape[3] or kb.dtype != k.dtype \
+                or vb.shape[3] != v.shape[3] or array_module(kb) is not k.device.xp:
+            xp = k.device.xp
+            kb = self._kbuf = xp.empty(k.shape[:2] + (self.max_len, k.shape[3]), dtype=k.dtype)
+            vb = self._vbuf = xp.empty(v.shape[:2] + (self.max_len, v.shape[3]), dtype=v.dtype)
+            if n:
+                kb[:, :, :n] = self.k.data
+                vb[:, :, :n] = self.v.data
+        kb[:, :, n:n + t] = k.data
+        vb[:, :, n:n + t] = v.data
+        self.k = Tensor._wrap(kb[:, :, :n + t], k.device, False)
+        self.v = Tensor._wrap(vb[:, :, :n + t], v.device, False)
+        return self.k, self.v
 
 
 class KVCache:
@@ -94,7 +129,7 @@ class KVCache:
 
     def __init__(self, n_layers: int, max_len: int) -> None:
         self.max_len = max_len
-        self.layers = [LayerKV() for _ in range(n_layers)]
+        self.layers = [LayerKV(max_len) for _ in range(n_layers)]
         self.length = 0
 
     def reset(self) -> None:
@@ -121,6 +156,8 @@ class MultiHeadAttention(Module):
         bias: biases in ``qkv`` and ``proj``.
         max_seq_len: longest sequence (needed for RoPE tables).
         rope: apply rotary embeddings to queries and keys.
+        attention: ``"fused"`` (keeps the attention weights for backward) or ``"tiled"`` (online
+            softmax over key blocks, recomputed in backward: no ``T x T`` array in the graph).
         linear_cls: the linear layer class (``Linear`` or ``BitLinear``).
 
     ``scale`` (``1/sqrt(head_dim)``) and ``is_causal`` (True) are plain attributes, read by every
@@ -136,12 +173,16 @@ class MultiHeadAttention(Module):
         max_seq_len: int | None = None,
         rope: bool = False,
         rope_base: float = 10000.0,
+        attention: str = "fused",
         linear_cls=Linear,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"MultiHeadAttention: n_heads ({n_heads}) must divide d_model ({d_model})")
+        if attention not in ("fused", "tiled"):
+            raise ValueError(f"MultiHeadAttention: attention must be 'fused' or 'tiled', got {attention!r}")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
+        self.attention = attention
         self.qkv = linear_cls(d_model, 3 * d_model, bias=bias)
         self.proj = linear_cls(d_model, d_model, bias=bias)
         if rope:
@@ -163,12 +204,20 @@ class MultiHeadAttention(Module):
             out, weights = F.attention_reference(q, k, v, is_causal=self.is_causal, scale=self.scale)
             self.last_attention = weights.data
             return out
+        if self.attention == "tiled":
+            return F.tiled_attention(q, k, v, is_causal=self.is_causal, scale=self.scale)
         return F.scaled_dot_product_attention(q, k, v, is_causal=self.is_causal, scale=self.scale)
 
     def forward(self, x, cache: LayerKV | None = None):
         """``x`` (B, T, d_model) -> (B, T, d_model). With ``cache`` (one layer's :class:`LayerKV`)
         the positions continue after the cached ones and the new keys/values are appended."""
-        q, k, v = split_heads(self.qkv(x), self.n_heads)
+        qkv = self.qkv(x)
+        if (cache is None and self.rope is None and not self.record_attention
+                and type(self).attend is MultiHeadAttention.attend):
+            # the common training case: split, attend and merge as one node
+            return self.proj(F.packed_self_attention(qkv, self.n_heads, self.is_causal, self.scale,
+                                                     tiled=self.attention == "tiled"))
+        q, k, v = split_heads(qkv, self.n_heads)
         if self.rope is not None:
             offset = 0 if cache is None else cache.length
             q, k = self.rope(q, offset), self.rope(k, offset)
@@ -177,7 +226,8 @@ class MultiHeadAttention(Module):
         return self.proj(merge_heads(self.attend(q, k, v)))
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}"
+        tiled = ", attention='tiled'" if self.attention == "tiled" else ""
+        return f"d_model={self.d_model}, n_heads={self.n_heads}{tiled}"
 
 
 __all__ = ["KVCache", "LayerKV", "MultiHeadAttention", "merge_heads", "split_heads"]

@@ -12,6 +12,7 @@ from ..functional import (  # noqa: F401
     mse_loss,
     nll_loss,
     one_hot,
+    packed_self_attention,
     relu,
     rms_norm,
     scaled_dot_product_attention,
@@ -19,5 +20,6 @@ from ..functional import (  # noqa: F401
     silu,
     softmax,
     tanh,
+    tiled_attention,
 )
 from .layers import linear  # noqa: F401  (fused x @ W^T + b)

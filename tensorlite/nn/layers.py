@@ -7,6 +7,7 @@ import numpy as np
 from .. import functional as F
 from .. import kernels
 from ..autograd import Function
+from ..kernels import fused as fused_kernels
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -33,7 +34,8 @@ class LinearFunction(Function):
         g2 = g.reshape(-1, g.shape[-1])
         gx = kernels.matmul(g2, self.w).reshape(self.x.shape) if need[0] else None
         gw = kernels.matmul(g2.T, self.x.reshape(-1, self.x.shape[-1])) if need[1] else None
-        gb = g2.sum(axis=0) if len(need) > 2 and need[2] else None
+        # the bias gradient as ones @ g: BLAS's column sums are ~3x faster than NumPy's sum(axis=0)
+        gb = fused_kernels.column_sums(g2) if len(need) > 2 and need[2] else None
         return gx, gw, gb
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..autograd import RemovableHandle, no_grad
 from ..backend import device_of, to_device
-from ..tensor import Tensor, parse_to_args
+from ..tensor import Tensor, clear_grads, parse_to_args
 from .backward_hooks import call_with_backward_hooks
 
 
@@ -300,13 +300,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's ``.grad`` (to None by default, as torch)."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        clear_grads(self.parameters(), set_to_none)
 
     # ---- devices and dtypes -------------------------------------------------------------------
     def _apply_arrays(self, fn) -> Module:

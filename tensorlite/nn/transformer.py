@@ -42,6 +42,10 @@ class GPTConfig:
     for ``ffn="swiglu"``; ``norm_eps=None`` means 1e-5 for LayerNorm and 1e-6 for RMSNorm.
     ``gradient_checkpointing=True`` recomputes each block in backward instead of keeping its graph
     (training mode only; see :func:`tensorlite.nn.utils.checkpoint`).
+    ``attention="tiled"`` computes attention over key blocks with an online softmax and recomputes
+    it in backward (:func:`tensorlite.functional.tiled_attention`): the graph keeps no
+    ``seq_len x seq_len`` weights, for some speed at short contexts; ``"fused"`` (the default) keeps
+    the weights.
     """
 
     vocab_size: int | None = option(None, "vocabulary size (default: the tokenizer's)")
@@ -60,6 +64,8 @@ class GPTConfig:
     linear: Literal["dense", "bitlinear"] = option("dense", "linear layers of the blocks: dense or ternary")
     norm_eps: float | None = option(None, "epsilon of the norms (default: 1e-5 LayerNorm, 1e-6 RMSNorm)")
     gradient_checkpointing: bool = option(False, "recompute each block in backward instead of keeping its graph")
+    attention: Literal["fused", "tiled"] = option(
+        "fused", "attention kernel: fused (keeps the T x T weights) or tiled (online softmax, recomputed)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -146,6 +152,7 @@ class Block(Module):
             config.bias,
             max_seq_len=config.seq_len,
             rope=config.pos == "rope",
+            attention=config.attention,
             linear_cls=linear_cls,
         )
         self.norm2 = _make_norm(config)

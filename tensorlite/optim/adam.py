@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+from ..kernels import fused
 from .optimizer import Optimizer
 
 
@@ -20,29 +19,18 @@ def _check(name: str, lr, betas, eps, weight_decay) -> None:
 
 
 def adam_update(p, grad, group, state) -> None:
-    """The shared moment update and bias-corrected step (torch's single-tensor formula)."""
+    """The shared moment update and bias-corrected step (torch's single-tensor formula), in place
+    in one fused kernel (``tensorlite.kernels.fused.adam_update_``)."""
     xp = p.device.xp
-    beta1, beta2 = group["betas"]
     if not state:
         state["step"] = 0
         state["exp_avg"] = xp.zeros_like(p.data)
         state["exp_avg_sq"] = xp.zeros_like(p.data)
     state["step"] += 1
-    step = state["step"]
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    m *= beta1
-    m += (1.0 - beta1) * grad
-    v *= beta2
-    v += (1.0 - beta2) * (grad * grad)
+    beta1, beta2 = group["betas"]
     # Bias corrections are host floats (the step count lives on the host): no device sync.
-    step_size = group["lr"] / (1.0 - beta1**step)
-    denom = xp.empty_like(v)  # an array even for 0-d parameters, so the in-place ops below work
-    xp.sqrt(v, out=denom)
-    denom /= math.sqrt(1.0 - beta2**step)
-    denom += group["eps"]
-    xp.divide(m, denom, out=denom)  # reuse the buffer for m / denom
-    denom *= step_size
-    p.data -= denom
+    fused.adam_update_(p.data, grad, state["exp_avg"], state["exp_avg_sq"], lr=group["lr"], beta1=beta1,
+                       beta2=beta2, eps=group["eps"], step=state["step"])
 
 
 class Adam(Optimizer):

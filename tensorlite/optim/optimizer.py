@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from ..autograd import enable_grad, no_grad
 from ..backend import to_device
-from ..tensor import Tensor
+from ..tensor import Tensor, clear_grads
 
 
 class Optimizer:
@@ -76,14 +76,7 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: drop it (``set_to_none=True``, the default and the
         cheaper choice) or fill it with zeros in place."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        clear_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. ``closure`` (optional) re-evaluates the
