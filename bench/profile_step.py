@@ -19,9 +19,12 @@ second core. The timers add about a microsecond per op call, a fraction of a per
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as `import tensorlite` sets it: before NumPy loads OpenBLAS
+
 import argparse
 import collections
-import os
 import sys
 import time
 from pathlib import Path

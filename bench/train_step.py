@@ -2,14 +2,21 @@
 
 Both models have the same config and the same weights (copied through the state dict) and see the
 same batch; both use every core (torch.set_num_threads(os.cpu_count()), NumPy's BLAS threads as
-they come; ``--threads N`` sets both). Steps of the libraries are interleaved in one process, so
-that a busy machine slows them alike, and the median of the repeats is reported, as wall time and
+they come; ``--threads N`` sets both, and tensorlite's own pool). Steps of the libraries are
+interleaved in one process, so that a busy machine slows them alike, and the median of the repeats
+is reported, as wall time and
 as the process's CPU time (summed over threads). On a machine shared with other work, wall time
 with several threads is unreliable (a thread waiting for a descheduled sibling counts); the CPU
 time of ``--threads 1`` is the number least affected by the neighbours. Two torch models: ``torch (ref)`` is
 ``tests/torch_reference.py`` (attention written out: matmul, mask, softmax, matmul, as tensorlite's
 reference path), ``torch (sdpa)`` the same model with ``F.scaled_dot_product_attention``, torch's
 fused kernel, the fastest eager torch.
+
+Interleaving is fair only if one library's idle threads do not hold the cores the other's step
+needs: OpenBLAS's threads spin for ~2**28 cycles after each call by default, which slowed the
+*torch* steps that followed a tensorlite step (torch at config (a) measured 44 ms instead of 24).
+``OPENBLAS_THREAD_TIMEOUT=4`` (set below before NumPy loads OpenBLAS, as ``import tensorlite``
+does) lets them sleep at once.
 
 Peak memory: for each library, a fresh subprocess builds the model, resets the kernel's peak-RSS
 counter (``/proc/self/clear_refs``), takes 3 steps and reports ``VmHWM - VmRSS before``: the peak
@@ -28,9 +35,12 @@ it after 112 new tokens and both paths follow ``generate``'s context rule: resta
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as `import tensorlite` sets it: before NumPy loads OpenBLAS
+
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -235,12 +245,16 @@ def main(argv=None) -> None:
     import torch
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    import tensorlite as tl
+
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
+    tl.set_num_threads(threads)  # tensorlite's own pool (elementwise kernels, attention), as torch's
     if args.threads:
         threadpool_limits(threads)
     blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info()) or "?"
     print(f"CPU threads: {threads}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+          f"tensorlite pool {tl.get_num_threads()} threads; "
           f"NumPy {np.__version__} ({blas}); load average at start "
           + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     for name, label in ({} if args.skip_train else CONFIGS).items():

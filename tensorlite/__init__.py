@@ -1,7 +1,16 @@
 """tensorlite: a small tensor library with reverse-mode autograd, a GPT, and the tools to find
 out why its training breaks."""
 
-import numpy as _np
+import os as _os
+
+# OpenBLAS's threads spin for about 2**28 cycles after every BLAS call before they sleep, holding
+# the core that tensorlite's own pool (attention, GELU, the norms) needs next: a training step at
+# two threads runs ~15% faster when they sleep at once (docs/performance.md). OpenBLAS reads this
+# when NumPy loads it, so it takes effect when tensorlite is imported first (the command line, a
+# script that imports it before NumPy); a value already in the environment is kept.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as _np  # noqa: E402
 
 from . import amp, cuda, functional, kernels, random
 from ._version import __version__
