@@ -10,7 +10,7 @@ without building tensors or calling modules, about twice as fast.
 It only takes models it can vouch for: a :class:`~tensorlite.nn.GPT` of the standard parts
 (learned positions, LayerNorm or RMSNorm, the GELU MLP, dense linear layers, the fused or tiled
 attention) with no hooks and no method replaced on any module. Anything else (RoPE, SwiGLU,
-BitLinear, a fault, a hook that wants to see each call, ``record_attention``) gets ``None``, and
+BitLinear, a fault, a hook or a capture that wants to see each call) gets ``None``, and
 ``generate`` runs the modules as usual.
 """
 
@@ -44,7 +44,7 @@ def decoder(model):
                 or any(k in vars(m) for k in ("forward", "attend"))):
             return None
     for block in model.blocks:
-        if block.attn.rope is not None or block.attn.record_attention:
+        if block.attn.rope is not None:
             return None
 
     def attend(attn, q, k, v):  # what MultiHeadAttention.attend runs for one query (no mask)

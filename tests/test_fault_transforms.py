@@ -11,6 +11,7 @@ import pytest
 import tensorlite as tl
 import tensorlite.nn as nn
 from tensorlite import data, faults, optim
+from tensorlite.debug import capture_attention
 
 
 def t64(a, grad=True):
@@ -132,11 +133,8 @@ def test_rmsnorm_no_eps_sets_eps_to_zero():
 
 
 def _record(model, x):
-    for attn in model.attention_modules():
-        attn.record_attention = True
-    with tl.no_grad():
-        model(x)
-    return [a.last_attention for a in model.attention_modules()]
+    """Each layer's attention weights ``(B, H, T, T)`` in one forward on ``x``, as the capture sees them."""
+    return [np.asarray(c.weights) for c in capture_attention(model, x)]
 
 
 def _entropy(w):

@@ -15,8 +15,8 @@ import tensorlite as tl
 from tensorlite import cli, data, faults, nn, optim
 from tensorlite import functional as F
 from tensorlite.checkpoint import load_checkpoint
+from tensorlite.debug import capture_attention, diagnose, lab
 from tensorlite.debug import checks as C
-from tensorlite.debug import diagnose, lab
 from tensorlite.debug.diagnose import FAILURES
 from tensorlite.debug.doctor import CHECK_ORDER
 from tensorlite.train import TrainConfig, Trainer, TrainingInterrupted, build, load_run, train
@@ -248,11 +248,8 @@ def test_attn_scale_multiply_makes_attention_one_hot(healthy_run):
 
 def test_softmax_over_queries_sums_over_queries_and_leaks_the_future(healthy_run):
     m = gpt("softmax_over_queries")
-    att = m.blocks[0].attn
-    att.record_attention = True
-    with tl.no_grad():
-        m(np.random.default_rng(0).integers(0, 40, (1, 16)))
-    w = att.last_attention[0]
+    seen = capture_attention(m, np.random.default_rng(0).integers(0, 40, (1, 16)))
+    w = np.asarray(seen[0].weights)[0]
     np.testing.assert_allclose(w.sum(axis=-2), 1, atol=1e-5)  # over queries ...
     assert np.abs(w.sum(axis=-1) - 1).max() > 0.5  # ... not over keys
     assert C.causal_leak(m).status == "fail"  # a column's normaliser holds every later query

@@ -394,23 +394,21 @@ def test_rope_positions_compose():
 
 
 # ---- attention ------------------------------------------------------------------------------------
-def test_attention_recording_matches_fused_path(rng):
+def test_fused_attention_matches_the_reference_and_its_weights_are_captured(rng):
+    from tensorlite.debug import Capture
+    from tensorlite.nn.attention import merge_heads, split_heads
+
     tl.manual_seed(0)
     attn = nn.MultiHeadAttention(16, 4, max_seq_len=8, rope=True)
     x = tl.tensor(rng.standard_normal((2, 8, 16)).astype(np.float32))
-    fused = attn(x).numpy()
-    assert attn.last_attention is None
-    attn.record_attention = True
-    recorded = attn(x).numpy()
-    w = attn.last_attention
-    assert w.shape == (2, 4, 8, 8)
-    np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
-    assert np.abs(np.triu(w, 1)).max() == 0.0  # causal: nothing above the diagonal
-    np.testing.assert_allclose(recorded, fused, atol=1e-5)
-    attn.record_attention = False
-    attn.last_attention = None
-    attn(x)
-    assert attn.last_attention is None  # the fused path keeps nothing
+    with Capture(attn) as cap:
+        fused = attn(x).numpy()
+    q, k, v = split_heads(attn.qkv(x), 4)
+    out, weights = F.attention_reference(attn.rope(q), attn.rope(k), v, is_causal=True, scale=attn.scale)
+    np.testing.assert_allclose(fused, attn.proj(merge_heads(out)).numpy(), atol=1e-5)
+    w = np.asarray(cap.attention[0].weights)
+    assert w.shape == (2, 4, 8, 8) and np.abs(np.triu(w, 1)).max() == 0.0  # causal
+    np.testing.assert_allclose(w, weights.numpy(), atol=1e-5)
 
 
 def test_attention_heads_are_split_without_loops_and_match_torch(rng):

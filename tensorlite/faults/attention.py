@@ -44,8 +44,6 @@ class FaultyAttention(MultiHeadAttention):
             mask = F.causal_mask(q.device.xp, q.shape[-2], k.shape[-2])
             scores = F.masked_fill(scores, ~mask, float(np.finfo(q.dtype).min))
         weights = F.softmax(scores, self.softmax_dim)  # softmax_over_queries; healthy: dim=-1, the keys
-        if self.record_attention:
-            self.last_attention = weights.data
         return F.matmul(weights, v)
 
 

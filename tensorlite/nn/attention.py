@@ -2,9 +2,8 @@
 
 One ``Linear(d, 3d)`` makes queries, keys and values; heads are reshapes and transposes of its
 output (no per-head Python loop), and the attention itself is the fused
-:func:`tensorlite.functional.scaled_dot_product_attention` (one graph node). Setting
-``record_attention = True`` switches to the readable reference path and keeps the attention
-weights in ``last_attention``.
+:func:`tensorlite.functional.scaled_dot_product_attention` (one graph node). To see the attention
+weights, capture them: :func:`tensorlite.debug.capture_attention` (on any model).
 """
 
 from __future__ import annotations
@@ -193,17 +192,9 @@ class MultiHeadAttention(Module):
             self.rope = None
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.is_causal = True
-        self.record_attention = False
-        self.last_attention = None
 
     def attend(self, q, k, v):
-        """The attention of ``(B, H, T, D)`` queries, keys and values. With ``record_attention``
-        the readable reference path runs instead and keeps its weights ``(B, H, T_q, T_k)`` in
-        ``last_attention`` (a NumPy/CuPy array)."""
-        if self.record_attention:
-            out, weights = F.attention_reference(q, k, v, is_causal=self.is_causal, scale=self.scale)
-            self.last_attention = weights.data
-            return out
+        """The attention of ``(B, H, T, D)`` queries, keys and values."""
         if self.attention == "tiled":
             return F.tiled_attention(q, k, v, is_causal=self.is_causal, scale=self.scale)
         return F.scaled_dot_product_attention(q, k, v, is_causal=self.is_causal, scale=self.scale)
@@ -212,8 +203,7 @@ class MultiHeadAttention(Module):
         """``x`` (B, T, d_model) -> (B, T, d_model). With ``cache`` (one layer's :class:`LayerKV`)
         the positions continue after the cached ones and the new keys/values are appended."""
         qkv = self.qkv(x)
-        if (cache is None and self.rope is None and not self.record_attention
-                and type(self).attend is MultiHeadAttention.attend):
+        if cache is None and self.rope is None and type(self).attend is MultiHeadAttention.attend:
             # the common training case: split, attend and merge as one node
             return self.proj(F.packed_self_attention(qkv, self.n_heads, self.is_causal, self.scale,
                                                      tiled=self.attention == "tiled"))

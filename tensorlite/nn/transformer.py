@@ -281,7 +281,3 @@ class GPT(Module):
     def init_cache(self) -> KVCache:
         """An empty KV cache for incremental decoding (holds up to ``seq_len`` positions)."""
         return KVCache(self.config.n_layers, self.config.seq_len)
-
-    def attention_modules(self) -> list:
-        """The ``MultiHeadAttention`` of every block, in order (for probes)."""
-        return [b.attn for b in self.blocks]
