@@ -4,20 +4,17 @@ any tensorlite or PyTorch model a function of yours builds (``--model MODULE:FAC
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
 from .. import faults as _faults
 from ..debug.doctor import doctor, doctor_for_config
 from ..train import TrainConfig, config_from_json, read_config
 from .errors import CLIError, one_line
+from .factory import load_object, parts_from_factory
 from .flags import fault_list
 
-__all__ = ["add_parser", "load_config", "load_factory"]
+__all__ = ["add_parser", "load_config"]
 
 
 def load_config(path) -> TrainConfig:
@@ -68,60 +65,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def load_factory(spec: str):
-    """The object named by ``"pkg.module:name"`` or ``"path/to/file.py:name"``. The module's
-    folder (or the current one) goes on ``sys.path`` first, so its own imports work. User errors
-    raise :class:`~tensorlite.cli.CLIError` naming what was not found."""
-    if ":" not in spec or spec.endswith(":") or spec.startswith(":"):
-        raise CLIError(f"--model {spec!r}: expected MODULE:FACTORY, e.g. mypkg.model:make or model.py:make")
-    where, name = spec.rsplit(":", 1)
-    try:
-        if where.endswith(".py") or "/" in where or os.sep in where:
-            path = Path(where)
-            if not path.is_file():
-                raise CLIError(f"--model: no such file {where}")
-            folder = str(path.resolve().parent)
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(mod_spec)
-            sys.modules[path.stem] = module  # dataclasses and pickling look their module up there
-            mod_spec.loader.exec_module(module)
-        else:
-            if os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(where)
-    except CLIError:
-        raise
-    except ModuleNotFoundError as e:
-        raise CLIError(f"--model {spec}: cannot import {where}: {e}") from None
-    except Exception as e:  # the user's module raised while importing
-        raise CLIError(f"--model {spec}: importing {where} raised {type(e).__name__}: {e}") from None
-    if not hasattr(module, name):
-        raise CLIError(f"--model {spec}: {where} has no attribute {name!r}")
-    return getattr(module, name)
-
-
-def _parts_from_factory(spec: str):
-    factory = load_factory(spec)
-    if not callable(factory):
-        raise CLIError(f"--model {spec}: {type(factory).__name__} is not callable")
-    try:
-        made = factory()
-    except Exception as e:
-        raise CLIError(f"--model {spec}: the factory raised {type(e).__name__}: {one_line(e)}") from None
-    parts = tuple(made) if isinstance(made, (tuple, list)) else (made,)
-    if not 1 <= len(parts) <= 3 or not hasattr(parts[0], "named_modules"):
-        raise CLIError(f"--model {spec}: expected the factory to return a model, (model, optimizer) or "
-                       f"(model, optimizer, scheduler); got {type(made).__name__}")
-    return parts + (None,) * (3 - len(parts))
-
-
 def _doctor_from_factory(args):
-    model, optimizer, scheduler = _parts_from_factory(args.model)
+    model, optimizer, scheduler = parts_from_factory(args.model)
     batch = None
     if args.batch is not None:
-        fn = load_factory(args.batch)
+        fn = load_object(args.batch, "--batch")
         try:
             batch = fn if not callable(fn) else _call_batch(fn)
         except Exception as e:

@@ -35,6 +35,7 @@ def load_object(spec: str, option: str = "--model"):
                 sys.path.insert(0, folder)
             mod_spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[path.stem] = module  # dataclasses and pickling look their module up there
             mod_spec.loader.exec_module(module)
         else:
             if os.getcwd() not in sys.path:
