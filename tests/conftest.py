@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,20 @@ def _seed_and_restore():
     yield
     tl.set_grad_enabled(True)
     tl.kernels.use("blas")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """torch on one thread in every test, whatever an earlier test set: the tests' models are
+    tiny, and with two xdist workers on two cores more threads only contend."""
+    torch = sys.modules.get("torch")  # only once a test module has imported it
+    if torch is None:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

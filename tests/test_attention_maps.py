@@ -4,12 +4,11 @@ leaking causal mask fills the upper triangle, a healthy model leaves it empty.""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from browser import chromium, console_errors
 from user_models import tl_lm, torch_lm
 
 import tensorlite as tl
@@ -21,15 +20,6 @@ from tensorlite.train import TrainConfig, train
 
 CFG = dict(vocab_size=40, seq_len=16, d_model=32, n_layers=2, n_heads=4)
 IDS = list(range(3, 15))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: more threads only contend on a shared CI machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _gpt(*names):
@@ -170,11 +160,8 @@ def test_a_prompt_needs_a_tokenizer_with_model(tmp_path, capsys, leaky_run):
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.browser
 def test_the_page_renders_in_headless_chromium(tmp_path):
-    from test_dashboard import _chrome
-
     path = attention_maps(_gpt("causal_mask_open"), IDS, tmp_path / "a.html", labels=list("hello world!"))
-    drv, profile = _chrome()
-    try:
+    with chromium() as drv:
         drv.get(Path(path).as_uri())
         figs = drv.find_elements("css selector", "figure.head")
         assert len(figs) == 8
@@ -185,8 +172,4 @@ def test_the_page_renders_in_headless_chromium(tmp_path):
         box, origin = cells[0].rect, svg.find_element("css selector", "polygon.ahead").rect
         assert box["x"] - origin["x"] > box["y"] - origin["y"] - 1
         assert drv.find_element("id", "verdict").get_attribute("data-ahead") == "8"
-        errors = [e for e in drv.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-        assert errors == []
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        assert console_errors(drv) == []

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from runs import TINY
 
 from tensorlite.cli import main
 
-TINY = ["--d-model", "32", "--n-layers", "1", "--n-heads", "2", "--seq-len", "16", "--batch-size", "8",
-        "--eval-interval", "10", "--eval-batches", "2", "--warmup", "5", "--probe-interval", "0"]
 CORPUS = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(400))
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
+from browser import chromium, console_errors
 
 from tensorlite import cli
 from tensorlite._docs import DOCS_URL
@@ -143,36 +142,11 @@ def test_cli_dashboard(runs, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 # a real browser
 # ------------------------------------------------------------------------------------------------
-def _chrome():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        pytest.skip("needs chromium and chromedriver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    profile = tempfile.mkdtemp(prefix="tl-chrome-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-                 "--window-size=1400,1000"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        drv = webdriver.Chrome(service=Service(driver), options=opts)
-    except Exception as e:  # a browser that cannot start here is an environment problem
-        shutil.rmtree(profile, ignore_errors=True)
-        pytest.skip(f"chromium did not start: {e}")
-    return drv, profile
-
-
 @pytest.mark.browser
 def test_dashboard_renders_in_headless_chromium(runs):
     healthy, broken = runs
     path = dashboard(broken, out=broken / "browser.html", reference=healthy)
-    drv, profile = _chrome()
-    try:
+    with chromium() as drv:
         drv.get(Path(path).as_uri())
         panels = drv.find_elements("css selector", "section.panel")
         assert [p.get_attribute("data-panel") for p in panels] == PANELS
@@ -192,11 +166,7 @@ def test_dashboard_renders_in_headless_chromium(runs):
         ActionChains(drv).move_to_element(svg).perform()
         readout = panels[0].find_element("css selector", ".readout").text
         assert "train=" in readout
-        errors = [e for e in drv.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-        assert errors == []
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        assert console_errors(drv) == []
 
 
 def test_screenshot_tool_exists():

@@ -14,14 +14,6 @@ import torch.nn.functional as F
 from tensorlite.debug import doctor, model_view
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Attention(nn.Module):
     def __init__(self, d, h, kind, bug=""):
         super().__init__()

@@ -13,15 +13,6 @@ from tensorlite.debug import doctor
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny models: more threads only contend on a shared CI machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 #: bug -> the check that must flag it (fail, or warn where the check only warns)
 EXPECTED = {
     "attn_scale_multiply": "attention_scale",

@@ -5,9 +5,7 @@ frameworks, the HTML (offline, escaped) in a parser and in headless Chromium, an
 from __future__ import annotations
 
 import html.parser
-import shutil
 import sys
-import tempfile
 import types
 from pathlib import Path
 
@@ -15,25 +13,20 @@ import numpy as np
 import port
 import pytest
 import torch
+from browser import chromium, console_errors
+from runs import train_tiny
 
 import tensorlite as tl
 from tensorlite.cli import main
 from tensorlite.debug import embeddings as E
 from tensorlite.train import load_run
 
-TINY = ["--d-model", "32", "--n-layers", "1", "--n-heads", "2", "--seq-len", "16", "--batch-size", "8",
-        "--eval-interval", "10", "--eval-batches", "2", "--warmup", "5", "--probe-interval", "0"]
 CORPUS = "".join(f"def f{i}(x):\n    return x < {i} & y > {i % 7}\n\n" for i in range(300))
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("embeddings")
-    corpus = root / "corpus.txt"
-    corpus.write_text(CORPUS)
-    assert main(["train", *TINY, "--steps", "8", "--corpus", str(corpus), "--out", str(root),
-                 "--name", "tiny", "--quiet"]) == 0
-    return root / "tiny"
+    return train_tiny(tmp_path_factory.mktemp("embeddings"), CORPUS)
 
 
 def planar(n=40, dim=8, seed=0):
@@ -206,30 +199,11 @@ def test_bad_input_is_one_line_exit_2(run_dir, tmp_path, capsys, monkeypatch):
 
 @pytest.mark.browser
 def test_the_map_renders_and_hovers_in_headless_chromium(run_dir):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        pytest.skip("needs chromium and chromedriver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-
     model, tokenizer, _ = load_run(run_dir)
     path = E.embedding_map(model, tokenizer, run_dir / "b.html")["path"]
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    profile = tempfile.mkdtemp(prefix="tl-chrome-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-                 "--window-size=1100,900"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        drv = webdriver.Chrome(service=Service(driver), options=opts)
-    except Exception as e:
-        shutil.rmtree(profile, ignore_errors=True)
-        pytest.skip(f"chromium did not start: {e}")
-    try:
+    with chromium(1100, 900) as drv:
+        from selenium.webdriver.common.action_chains import ActionChains
+
         drv.get(Path(path).as_uri())
         points = drv.find_elements("css selector", "g.pt")
         assert len(points) == len(set(CORPUS))
@@ -239,7 +213,4 @@ def test_the_map_renders_and_hovers_in_headless_chromium(run_dir):
         ActionChains(drv).move_to_element(target.find_element("css selector", "circle")).perform()
         tip = drv.find_element("id", "tip")
         assert tip.is_displayed() and tip.text == target.get_attribute("data-tip")
-        assert [e for e in drv.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        assert console_errors(drv) == []

@@ -12,23 +12,16 @@ import sys
 import time
 
 import pytest
+from runs import train_tiny
 
-from tensorlite.cli import main
 from tensorlite.cli.interactive import CommandError, InteractiveSession, Settings, apply_command
 
-TINY = ["--d-model", "32", "--n-layers", "1", "--n-heads", "2", "--seq-len", "16", "--batch-size", "8",
-        "--eval-interval", "10", "--eval-batches", "2", "--warmup", "5", "--probe-interval", "0"]
 CORPUS = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(300))
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("interactive")
-    corpus = root / "corpus.txt"
-    corpus.write_text(CORPUS)
-    assert main(["train", *TINY, "--steps", "8", "--corpus", str(corpus), "--out", str(root),
-                 "--name", "tiny", "--quiet"]) == 0
-    return root / "tiny"
+    return train_tiny(tmp_path_factory.mktemp("interactive"), CORPUS)
 
 
 @pytest.mark.parametrize("line,field,value", [

@@ -15,7 +15,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from browser import chromium, console_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 900
@@ -175,14 +175,6 @@ def test_notebooks_are_committed_without_outputs():
 # ------------------------------------------------------------------------------------------------
 # browser
 # ------------------------------------------------------------------------------------------------
-def _find(*names):
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -201,33 +193,8 @@ def _serve(directory: Path):
         server.server_close()
 
 
-@contextlib.contextmanager
-def _chromium(tmp_path: Path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    browser = _find("chromium", "chromium-browser", "google-chrome")
-    driver_path = _find("chromedriver")
-    if not browser or not driver_path:
-        pytest.skip("headless Chromium or chromedriver not installed")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-extensions", "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager try to download a driver
-    driver = webdriver.Chrome(options=opts, service=Service(executable_path=driver_path))
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def _severe(driver) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    return [e["message"] for e in console_errors(driver)]
 
 
 def _wait_for(driver, script: str, timeout: float = 15.0):
@@ -286,7 +253,7 @@ def test_site_renders_in_browser(built_site, tmp_path):
         pages["guide"] = ("guide/", ".highlight pre code")
     pages["notebook"] = ("notebooks/attention-step-by-step/", ".jp-CodeCell .highlight-ipynb pre")
 
-    with _serve(built_site) as base, _chromium(tmp_path) as driver:
+    with _serve(built_site) as base, chromium(1280, 900) as driver:
         for scheme in ("light", "dark"):
             # The palettes follow prefers-color-scheme on a first visit; emulate each in turn.
             driver.execute_cdp_cmd(
