@@ -9,7 +9,11 @@ from .._version import __version__
 from . import attention, bench, dashboard, doctor, embeddings, generate, train
 from .errors import CLIError, one_line
 
-__all__ = ["CLIError", "build_parser", "main", "one_line"]
+__all__ = ["COMMANDS", "CLIError", "build_parser", "main", "one_line"]
+
+#: Every command: a module with ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args)``.
+COMMANDS = {"train": train, "generate": generate, "embeddings": embeddings, "doctor": doctor,
+            "dashboard": dashboard, "attention": attention, "bench": bench}
 
 
 class Parser(argparse.ArgumentParser):
@@ -23,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tensorlite", description="Train, sample and debug small GPTs built on tensorlite.")
     parser.add_argument("--version", action="version", version=f"tensorlite {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (train, generate, embeddings, doctor, dashboard, attention, bench):
-        command.add_parser(subparsers)
+    for name, command in COMMANDS.items():
+        p = subparsers.add_parser(name, help=command.HELP, description=command.DESCRIPTION)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 

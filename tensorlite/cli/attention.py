@@ -13,25 +13,24 @@ from ..train import load_run
 from .errors import CLIError, one_line
 from .factory import parts_from_factory
 
-__all__ = ["add_parser"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 #: The longest prompt drawn by default: 48 x 48 cells per head stay readable and the page small.
 MAX_TOKENS = 48
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "attention",
-        help="write attention heatmaps (one per layer and head) for a prompt as one HTML page",
-        description=(
-            "Run one forward of a model on --prompt and write one self-contained HTML page of its "
-            "attention weights: a heatmap per layer and head, queries down, keys across, token labels "
-            "on both axes, the weight on hover; weight on later tokens (a leaking causal mask) in red. "
-            "The model: RUN_DIR (a run of `tensorlite train`; the page goes to RUN_DIR/attention.html, "
-            "which the dashboard links) or --model MODULE:FACTORY (your tensorlite or PyTorch model). "
-            "See docs/debug/attention-maps.md."
-        ),
-    )
+HELP = "write attention heatmaps (one per layer and head) for a prompt as one HTML page"
+DESCRIPTION = (
+    "Run one forward of a model on --prompt and write one self-contained HTML page of its "
+    "attention weights: a heatmap per layer and head, queries down, keys across, token labels "
+    "on both axes, the weight on hover; weight on later tokens (a leaking causal mask) in red. "
+    "The model: RUN_DIR (a run of `tensorlite train`; the page goes to RUN_DIR/attention.html, "
+    "which the dashboard links) or --model MODULE:FACTORY (your tensorlite or PyTorch model). "
+    "See docs/debug/attention-maps.md."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", default=None, help="a run directory")
     p.add_argument("--model", metavar="MODULE:FACTORY", default=None,
                    help="a factory returning a model (or (model, optimizer, ...)): pkg.module:make or file.py:make")
@@ -46,8 +45,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--not-causal", action="store_true",
                    help="the model may attend ahead (an encoder): weight on later tokens is not called a leak")
     p.add_argument("--title", default=None, help="page title")
-    p.set_defaults(func=run)
-    return p
 
 
 def _token_ids(text: str) -> list:

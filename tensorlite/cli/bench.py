@@ -7,25 +7,22 @@ import argparse
 from ..benchmarks import BENCHMARKS
 from .errors import CLIError
 
+HELP = "measure kernels and autograd overhead on this machine"
+DESCRIPTION = ("Print ratios measured in one run: tensorlite's kernels against BLAS, and "
+               "its autograd against PyTorch's. Nothing passes or fails.")
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "bench",
-        help="measure kernels and autograd overhead on this machine",
-        description="Print ratios measured in one run: tensorlite's kernels against BLAS, and "
-                    "its autograd against PyTorch's. Nothing passes or fails.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     names = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, module in BENCHMARKS.items():
         summary = module.__doc__.strip().splitlines()[0]
         sub = names.add_parser(name, help=summary, description=summary,
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(sub)
-        sub.set_defaults(func=run_bench, bench_module=module)
-    return p
+        sub.set_defaults(func=run, bench_module=module)
 
 
-def run_bench(args) -> int:
+def run(args) -> int:
     try:
         args.bench_module.run(args)
     except (ValueError, RuntimeError) as e:  # bad arguments, no GPU for --device cuda, a wrong kernel

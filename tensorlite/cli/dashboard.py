@@ -10,26 +10,23 @@ from ..debug.diagnose import diagnose
 from ..debug.metrics import resolve_metrics_path
 from .errors import CLIError, one_line
 
-__all__ = ["add_parser"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "dashboard",
-        help="write a run's six-panel dashboard (self-contained HTML) and print its diagnosis",
-        description=(
-            "Write RUN_DIR/dashboard.html from RUN_DIR/metrics.jsonl: loss, learning rate, gradient norm "
-            "before and after clipping, activation RMS per layer, spectral norms, dead units and heads, "
-            f"with the diagnosis on top. One file, no network needed to open it. See {docs_url('debug/dashboard.md')}"
-        ),
-    )
+HELP = "write a run's six-panel dashboard (self-contained HTML) and print its diagnosis"
+DESCRIPTION = (
+    "Write RUN_DIR/dashboard.html from RUN_DIR/metrics.jsonl: loss, learning rate, gradient norm "
+    "before and after clipping, activation RMS per layer, spectral norms, dead units and heads, "
+    f"with the diagnosis on top. One file, no network needed to open it. See {docs_url('debug/dashboard.md')}"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="a run directory (or its metrics.jsonl)")
     p.add_argument("--out", default=None, help="output file (default: RUN_DIR/dashboard.html)")
     p.add_argument("--reference", metavar="RUN_DIR", default=None,
                    help="a healthy run to draw in grey behind every panel")
     p.add_argument("--title", default=None, help="page title (default: the run directory's name)")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args) -> int:

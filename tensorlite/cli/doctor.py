@@ -14,7 +14,7 @@ from .errors import CLIError, one_line
 from .factory import load_object, parts_from_factory
 from .flags import fault_list
 
-__all__ = ["add_parser", "load_config"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "load_config", "run"]
 
 
 def load_config(path) -> TrainConfig:
@@ -30,22 +30,21 @@ def load_config(path) -> TrainConfig:
         raise CLIError(one_line(e)) from None
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "doctor",
-        help="preflight checks of a model, its optimizer, schedule and data (seconds)",
-        description=(
-            "Run the doctor's checks (loss at init, attention normalisation, scale and causality, "
-            "position signal, RoPE, norms, residuals, pre-norm, init scale, eval determinism, gradient "
-            "flow, overfitting one batch, graph size, the optimizer's decay, groups and step, the "
-            "warmup, input/label alignment) and print a report; exit code 1 if any check fails. "
-            "Either RUN_DIR_OR_CONFIG: build the model, optimizer, schedule, batcher and loss that "
-            "`tensorlite train` would build from RUN_DIR/config.json (or a JSON file of TrainConfig "
-            "fields); or --model pkg.module:factory (or path/to/file.py:factory): a function returning a "
-            "tensorlite or PyTorch model, (model, optimizer) or (model, optimizer, scheduler). "
-            "See docs/debug/doctor.md and docs/debug/pytorch.md."
-        ),
-    )
+HELP = "preflight checks of a model, its optimizer, schedule and data (seconds)"
+DESCRIPTION = (
+    "Run the doctor's checks (loss at init, attention normalisation, scale and causality, "
+    "position signal, RoPE, norms, residuals, pre-norm, init scale, eval determinism, gradient "
+    "flow, overfitting one batch, graph size, the optimizer's decay, groups and step, the "
+    "warmup, input/label alignment) and print a report; exit code 1 if any check fails. "
+    "Either RUN_DIR_OR_CONFIG: build the model, optimizer, schedule, batcher and loss that "
+    "`tensorlite train` would build from RUN_DIR/config.json (or a JSON file of TrainConfig "
+    "fields); or --model pkg.module:factory (or path/to/file.py:factory): a function returning a "
+    "tensorlite or PyTorch model, (model, optimizer) or (model, optimizer, scheduler). "
+    "See docs/debug/doctor.md and docs/debug/pytorch.md."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="RUN_DIR_OR_CONFIG", nargs="?", default=None,
                    help="a run directory or a JSON config file")
     p.add_argument("--model", metavar="MODULE:FACTORY", default=None,
@@ -61,8 +60,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--faults", type=fault_list, default=None, metavar="NAME[,NAME...]",
                    help="fault names to add to the config's (to see a check catch one)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=run)
-    return p
 
 
 def _doctor_from_factory(args):

@@ -11,18 +11,16 @@ from ..train import load_run, sample_text
 from .errors import CLIError, one_line
 from .interactive import InteractiveSession, Settings
 
+HELP = "sample text from a trained run"
+DESCRIPTION = (
+    "Load RUN_DIR/checkpoint and continue --prompt (printed with the continuation). With "
+    "--interactive, read prompts line by line instead; /temp, /topk, /topp, /tokens, /penalty "
+    "and /seed change the sampling settings (the flags set their starting values), /config "
+    "shows them, /help lists the commands, /quit or Ctrl-D leaves."
+)
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "generate",
-        help="sample text from a trained run",
-        description=(
-            "Load RUN_DIR/checkpoint and continue --prompt (printed with the continuation). With "
-            "--interactive, read prompts line by line instead; /temp, /topk, /topp, /tokens, /penalty "
-            "and /seed change the sampling settings (the flags set their starting values), /config "
-            "shows them, /help lists the commands, /quit or Ctrl-D leaves."
-        ),
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `tensorlite train`")
     p.add_argument("--prompt", default="def ", help="text to continue (default: 'def ')")
     p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default: 200)")
@@ -34,8 +32,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context each token")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default: cpu)")
     p.add_argument("-i", "--interactive", action="store_true", help="a prompt loop with /commands for the settings")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args) -> int:

@@ -13,24 +13,22 @@ from ..train import NonFiniteLossError, TrainConfig, Trainer, TrainingInterrupte
 from .errors import CLIError, one_line
 from .flags import add_config_flags, given_fields
 
+_DEFAULTS = TrainConfig()
+HELP = "train a GPT and write runs/<name>/"
+DESCRIPTION = (
+    f"Train a small GPT (default: {_DEFAULTS.model.n_layers} layers, d_model {_DEFAULTS.model.d_model}, "
+    f"{_DEFAULTS.model.n_heads} heads, context {_DEFAULTS.model.seq_len}, char tokenizer, {_DEFAULTS.optim.steps} steps) on a "
+    "corpus (default: the Python standard library's source) and write runs/<name>/ with config.json, "
+    "tokenizer.json, metrics.jsonl, checkpoint/ and dashboard.html. Every field of TrainConfig "
+    "has a flag; with --resume, the flags given override the run's saved config where a resume "
+    "allows it (optimisation and run settings, not the model, the data or the faults)."
+)
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    d = TrainConfig()
-    p = subparsers.add_parser(
-        "train",
-        help="train a GPT and write runs/<name>/",
-        description=(
-            f"Train a small GPT (default: {d.model.n_layers} layers, d_model {d.model.d_model}, "
-            f"{d.model.n_heads} heads, context {d.model.seq_len}, char tokenizer, {d.optim.steps} steps) on a "
-            "corpus (default: the Python standard library's source) and write runs/<name>/ with config.json, "
-            "tokenizer.json, metrics.jsonl, checkpoint/ and dashboard.html. Every field of TrainConfig "
-            "has a flag; with --resume, the flags given override the run's saved config where a resume "
-            "allows it (optimisation and run settings, not the model, the data or the faults)."
-        ),
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its checkpoint")
-    add_config_flags(p, d)
+    add_config_flags(p, _DEFAULTS)
     extra = p.add_argument_group("this command")
     extra.add_argument("--probe-interval", type=int, default=25, metavar="N",
                        help="steps between debug probes: activations, attention, spectral norms, 0 = none "
@@ -39,8 +37,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="tokens to sample at the end, 0 = none (default: 200)")
     extra.add_argument("--prompt", default="def ", help="prompt of the sample printed at the end (default: 'def ')")
     extra.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    p.set_defaults(func=run)
-    return p
 
 
 def config_from_args(args) -> TrainConfig:
