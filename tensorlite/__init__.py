@@ -140,7 +140,8 @@ def __getattr__(name):
     # Heavier subpackages load on first use, so ``import tensorlite`` stays fast.
     import importlib
 
-    if name in ("nn", "optim", "data", "debug", "train", "generate", "utils"):
+    if name in ("nn", "optim", "data", "debug", "train", "generate", "utils", "faults", "runlog",
+                "checkpoint", "ops"):
         return importlib.import_module(f".{name}", __name__)
     if name in ("bfloat16", "complex64", "complex128", "cfloat"):
         raise AttributeError(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,14 @@ def test_the_layout_test_sees_imports():
     # the walker resolves relative imports (a test that finds nothing would pass on anything)
     got = {t for t, _, _ in imports("tensorlite.train.build", MODULES["tensorlite.train.build"])}
     assert {"tensorlite.faults", "tensorlite.nn", "tensorlite.train.config"} <= got
+
+
+
+@pytest.mark.parametrize("name", ["nn", "optim", "data", "debug", "train", "generate", "utils", "faults",
+                                  "runlog", "checkpoint", "ops", "amp", "cuda", "kernels", "random"])
+def test_subpackages_are_reachable_from_the_top_level(name):
+    # `tl.faults.inject(...)` works after a bare `import tensorlite as tl`, as `torch.nn` does;
+    # a fresh interpreter, so that no earlier test's import hides a missing entry
+    code = f"import tensorlite as tl; assert tl.{name}.__name__ == 'tensorlite.{name}'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
