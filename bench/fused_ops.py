@@ -2,7 +2,9 @@
 on one and on two threads, and (when they are installed) numexpr and numba on one and two threads.
 
 Shapes are those of ``bench/train_step.py``'s configs: (a) 2048 tokens of width 64 (FFN 256), (b)
-2048 tokens of width 128 (FFN 512). Each kernel runs forward or backward on the same inputs;
+2048 tokens of width 128 (FFN 512), and (c) four times (b)'s tokens, where the norms' blocks are
+large enough to share between two threads (``NORM_GRAIN`` in ``tensorlite/kernels/fused.py``
+runs smaller norms on one thread). Each kernel runs forward or backward on the same inputs;
 the variants are interleaved round by round and the best round is reported (microseconds), so a
 neighbour that takes a core for a while slows every variant alike and the best round shows the
 code. ``numpy`` is the formula written as one NumPy call per operator over the whole array (what
@@ -251,7 +253,8 @@ def main(argv=None) -> None:
           + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     saved = tl.get_num_threads()
     try:
-        for label, (rows, d, ff) in (("(a)", (2048, 64, 256)), ("(b)", (2048, 128, 512))):
+        for label, (rows, d, ff) in (("(a)", (2048, 64, 256)), ("(b)", (2048, 128, 512)),
+                                     ("(c) 4x (b)'s tokens", (8192, 128, 512))):
             print(f"\n{label}: best of {args.rounds} rounds, microseconds (and against plain NumPy)")
             for name, variants in cases(rows, d, ff).items():
                 best = {k: math.inf for k in variants}

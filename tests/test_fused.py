@@ -31,6 +31,7 @@ def threads(request, monkeypatch):
     if request.param == "pool":
         tl.set_num_threads(2)
         monkeypatch.setattr(fused, "GRAIN", 64)  # many blocks even on tiny test arrays
+        monkeypatch.setattr(fused, "NORM_GRAIN", 64)
         monkeypatch.setattr(fused, "_SMALL", 0)  # and no small-array shortcut
     else:
         tl.set_num_threads(1)
@@ -277,3 +278,20 @@ def test_graph_keeps_only_what_backward_needs(rng):
     with tl.debug.detect_anomaly(), tl.debug.array_memory() as observed:
         loss = ((x + 1.0) + 1.0).sum()
     assert plain.held_bytes < 2**16 < 2**20 <= observed.held_bytes
+
+
+def test_the_norms_share_rows_only_when_the_blocks_are_large(monkeypatch):
+    # below NORM_GRAIN's threshold a LayerNorm is one call on the caller's thread (two threads
+    # were slower there, bench/fused_ops.py); from it on, the pool takes several blocks
+    saved = tl.get_num_threads()
+    tl.set_num_threads(2)
+    seen = []
+    monkeypatch.setattr(parallel, "run", lambda task, n, blas=False: (seen.append(n), [task(i) for i in range(n)]))
+    try:
+        d = 128
+        for rows in (2 * fused.NORM_GRAIN // d - 1, 2 * fused.NORM_GRAIN // d):
+            x = np.ones((rows, d), np.float32)
+            fused.layer_norm(x, None, None, 1, 1e-5)
+    finally:
+        tl.set_num_threads(saved)
+    assert seen == [2]

@@ -30,18 +30,24 @@ from . import parallel
 # alone): waking a worker and sharing the GIL cost tens of microseconds, which only an array of a
 # few hundred thousand elements repays (bench/fused_ops.py).
 GRAIN = 1 << 16
+# The norms make about ten NumPy calls per block, each a short pass or a matrix-vector product
+# with the mean vector, and each takes the GIL: two threads only repay it from about half a
+# million elements (bench/fused_ops.py: 2048 x 64 and 2048 x 128 ran at 0.8x on two threads,
+# 8192 x 128 at 1.7x).
+NORM_GRAIN = 1 << 18
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
 
 
-def _for_rows(xp, n_rows: int, row_size: int, body, blas: bool = True) -> int:
-    """Run ``body(i, lo, hi)`` over row blocks; returns the number of blocks (for partial sums).
-    An array too small to share (most of decoding's) is one direct call, without the pool."""
-    if xp is not np or n_rows * row_size < 2 * GRAIN:
+def _for_rows(xp, n_rows: int, row_size: int, body, blas: bool = True, grain: int = GRAIN) -> int:
+    """Run ``body(i, lo, hi)`` over row blocks of about ``grain`` elements; returns the number of
+    blocks (for partial sums). An array of fewer than ``2 * grain`` elements (most of decoding's)
+    is one direct call, without the pool."""
+    if xp is not np or n_rows * row_size < 2 * grain:
         body(0, 0, n_rows)
         return 1
-    bounds = parallel.blocks(n_rows, max(1, GRAIN // max(row_size, 1)))
+    bounds = parallel.blocks(n_rows, max(1, grain // max(row_size, 1)))
     parallel.run(lambda i: body(i, *bounds[i]), len(bounds), blas=blas)
     return len(bounds)
 
@@ -172,7 +178,7 @@ def layer_norm(x, w, b, n_axes: int, eps: float):
         elif b2 is not None:
             xp.add(xh, b2, out=out[lo:hi])
 
-    _for_rows(xp, n, d, body)
+    _for_rows(xp, n, d, body, grain=NORM_GRAIN)
     return out.reshape(shape), xhat, rstd
 
 
@@ -210,7 +216,7 @@ def layer_norm_backward(g, xhat, rstd, w, want_w: bool, want_b: bool):
         dxb -= gx
         dxb *= rstd[lo:hi]
 
-    n_blocks = _for_rows(xp, n, d, body)
+    n_blocks = _for_rows(xp, n, d, body, grain=NORM_GRAIN)
     dw = db = None
     if want_w:
         dw = partial[0][0] if n_blocks == 1 else sum(partial[i][0] for i in range(n_blocks))
@@ -243,7 +249,7 @@ def rms_norm(x, w, n_axes: int, eps: float):
         if w2 is not None:
             xp.multiply(xh, w2, out=out[lo:hi])
 
-    _for_rows(xp, n, d, body)
+    _for_rows(xp, n, d, body, grain=NORM_GRAIN)
     return out.reshape(shape), xhat, r_all
 
 
@@ -272,7 +278,7 @@ def rms_norm_backward(g, xhat, r, w, want_w: bool):
         dxb -= gx
         dxb *= r[lo:hi]
 
-    n_blocks = _for_rows(xp, n, d, body)
+    n_blocks = _for_rows(xp, n, d, body, grain=NORM_GRAIN)
     dw = None
     if want_w:
         dw = partial[0] if n_blocks == 1 else sum(partial[i] for i in range(n_blocks))
