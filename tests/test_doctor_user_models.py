@@ -8,7 +8,11 @@ import pytest
 import torch
 from user_models import tl_lm, torch_lm
 
+import tensorlite as tl
+import tensorlite.nn as tl_nn
 from tensorlite.debug import doctor
+from tensorlite.nn import GPTConfig
+from tensorlite.nn.transformer import Block
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -103,6 +107,43 @@ def test_post_norm_is_a_design_choice_not_a_failure():
     assert "post-norm" in report["prenorm"].evidence and "design choice" in report["prenorm"].evidence
     assert report["final_norm"].evidence.startswith("post-norm")
     assert all(r.status == "pass" for r in report.results)
+
+
+@pytest.mark.parametrize("bug", ["pos_not_added", "rope_not_applied"])
+@pytest.mark.parametrize("lib", [tl_lm, torch_lm], ids=["tensorlite", "torch"])
+def test_position_parts_without_effect_fail(lib, bug):
+    report = run(lib.build(bug), only=["position_signal"])
+    assert report["position_signal"].status == "fail", report["position_signal"]
+    assert "though it has" in report["position_signal"].evidence
+
+
+class _NoPE(tl_nn.Module):
+    """A causal LM with no position encoding at all (a NoPE design), on tensorlite's own blocks."""
+
+    def __init__(self):
+        super().__init__()
+        cfg = GPTConfig(vocab_size=24, seq_len=16, d_model=32, n_layers=2, n_heads=2)
+        self.seq_len, self.vocab_size = cfg.seq_len, cfg.vocab_size
+        self.tok = tl_nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = tl_nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
+        self.norm = tl_nn.LayerNorm(cfg.d_model)
+        self.out = tl_nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+    def forward(self, idx):
+        x = self.tok(idx)
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.norm(x))
+
+
+@pytest.mark.parametrize("make", [lambda: torch_lm.build(pos="none")["model"], _NoPE], ids=["torch", "tensorlite"])
+def test_a_model_without_any_position_encoding_is_a_warning_not_a_failure(make):
+    # NoPE is a design (deeper layers can infer order from the causal mask), not proof of a bug
+    tl.manual_seed(0)
+    torch.manual_seed(0)
+    r = doctor(make(), only=["position_signal"])["position_signal"]
+    assert r.status == "warn", r
+    assert "NoPE" in r.evidence and "skip" in r.hint
 
 
 def test_a_nan_model_fails_the_checks_that_see_it_saying_so():

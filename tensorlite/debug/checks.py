@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -770,10 +771,51 @@ def position_signal(model, *, seed: int = 0, rtol: float = 1e-4) -> CheckResult:
     change = float(np.abs(b - a).max()) / (float(np.abs(a).max()) + 1e-12)
     ev = f"relative change of {where} at the last position when the earlier tokens are reversed: {_g(change, 2)}"
     if change <= rtol:
-        return _result("position_signal", False, ev + " (the model cannot tell positions apart)",
-                       "add the position embedding to the token embedding (x = tok_emb + pos_emb) or apply the "
-                       "rotary embedding to q and k; a causal mask alone gives no position at the first layer")
+        parts = _position_parts(view)
+        if parts:  # built but without effect: the classic bug
+            return _result("position_signal", False,
+                           ev + f" (the model cannot tell positions apart, though it has {parts})",
+                           "add the position embedding to the token embedding (x = tok_emb + pos_emb) or apply the "
+                           "rotary embedding to q and k; a causal mask alone gives no position at the first layer")
+        # no position encoding at all: a NoPE design can learn order in its deeper layers from the
+        # causal mask, so this is a question, not a verdict
+        return _result("position_signal", False,
+                       ev + " and no position embedding or rotary tables were found (a model without position "
+                       "encoding, 'NoPE')",
+                       "if positions were meant, add a position embedding or RoPE; a deliberate NoPE model infers "
+                       "order only from the causal mask in its later layers: skip this check "
+                       "(doctor(..., skip=['position_signal']))", status="warn")
     return _result("position_signal", True, ev)
+
+
+# Names of the parts that encode positions (one dotted segment): a learned table, rotary tables
+# or frequencies. "post_attention_layernorm" or "cost" must not match.
+_POSITION_NAME = re.compile(r"wpe|pos|pos_\w+|\w*position\w*|\w*rope\w*|\w*rotary\w*|inv_freq|freqs?(_\w+)?"
+                            r"|(cos|sin)(_\w+)?|\w+_(cos|sin)", re.IGNORECASE)
+
+
+def _names_position(name: str) -> bool:
+    return any(_POSITION_NAME.fullmatch(part) for part in name.split("."))
+
+
+def _position_parts(view) -> str:
+    """What the model has that should give positions, named for the report, or "": a position
+    embedding the view found, modules holding tensors or buffers under a position-like name (a
+    parameterless ``pos_drop`` does not count), rotary modules by class name, or position-like
+    tensors kept as plain attributes."""
+    if view.position_embedding:
+        return f"a position embedding ({view.position_embedding})"
+    model = view.model
+    if not hasattr(model, "named_modules"):
+        return ""
+    names = [n for n, m in model.named_modules()
+             if n and _names_position(n) and (any(True for _ in m.parameters()) or any(True for _ in m.buffers()))]
+    names += [n for n, _ in model.named_buffers() if _names_position(n)]
+    names += [n for n, m in model.named_modules() if n and re.search(r"rope|rotary", type(m).__name__, re.IGNORECASE)]
+    if not names:  # tables kept as plain attributes (self.cos = ...), not registered
+        names = [f"{n}.{a}" if n else a for n, m in model.named_modules() for a, v in vars(m).items()
+                 if _names_position(a) and len(getattr(v, "shape", ())) >= 1]
+    return f"position parts ({', '.join(sorted(set(names))[:3])})" if names else ""
 
 
 def _function_rope(name, rope, head_dim, n_positions, tol, seed):
