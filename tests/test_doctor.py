@@ -511,3 +511,18 @@ def test_cli_doctor_model_user_errors(tmp_path, capsys, monkeypatch, argv, words
     err = capsys.readouterr().err
     assert err.startswith("tensorlite doctor: error:") and words in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_model_that_cannot_run_on_token_ids_is_said_once_per_check_with_what_the_doctor_calls():
+    class Seq2Seq(torch.nn.Module):  # needs a second input the doctor does not have
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(10, 8)
+
+        def forward(self, src, tgt):
+            return self.emb(src) + self.emb(tgt)
+
+    report = doctor(Seq2Seq(), only=["loss_at_init", "causal_leak"])
+    for r in report.results:
+        assert r.status == "error" and r.evidence.startswith("the model could not be run: TypeError"), r
+        assert "model(x) with x a (batch, seq_len) tensor of token ids" in r.hint and "logits_fn=" in r.hint

@@ -1,6 +1,7 @@
 """Healthy designs the checks must not mistake for bugs (QK-norm, ALiBi, a pre-scaled q, parallel
 attention and MLP, label smoothing, Karpathy's lecture layout with per-head modules and flattened
-logits, a forward that requires its targets), and the bug each would hide, found."""
+logits, a forward that requires its targets, output projections initialised to zero), and the bug
+each would hide, found."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         if self.kind == "prescaled":  # x-transformers style: q scaled before the product
             att = (q * (1.0 if self.bug == "no_scale" else hd ** -0.5)) @ k.transpose(-1, -2)
+        elif self.bug == "times_sqrt_d":
+            att = q @ k.transpose(-1, -2) * math.sqrt(hd)
         else:
             att = q @ k.transpose(-1, -2) / math.sqrt(hd)
         if self.kind == "alibi":
@@ -90,13 +93,18 @@ def test_label_smoothing_is_no_false_alarm():
     assert found == {} and report["model_loss"].status == "pass"
 
 
-def test_alibi_scores_are_not_one_multiple_of_qk():
+def test_alibi_scale_is_read_where_the_position_bias_cancels():
+    # the logits are scale * q.k + a bias of the position alone: not one multiple of q.k, but the
+    # differences between the batch's rows are
     _, report = flags(LM("alibi"))
-    assert report["attention_scale"].status == "skip" and "a bias is added" in report["attention_scale"].evidence
+    r = report["attention_scale"]
+    assert r.status == "pass" and "a position bias is added" in r.evidence, r
+    assert "per layer: 1, 1 (expected 1)" in r.evidence, r
 
 
 @pytest.mark.parametrize("kind, bug, check", [("prescaled", "no_scale", "attention_scale"),
                                               ("alibi", "no_mask", "causal_leak"),
+                                              ("alibi", "times_sqrt_d", "attention_scale"),
                                               ("qk_norm", "no_mask", "causal_leak")])
 def test_the_bug_each_design_could_hide_is_found(kind, bug, check):
     found, report = flags(LM(kind, bug))
@@ -174,3 +182,29 @@ def test_model_loss_reads_a_label_smoothing_off_sharp_logits():
     assert r.status == "pass" and "label smoothing 0.1" in r.evidence
     model.smoothing = 0.0
     assert "label smoothing" not in checks.model_loss(model).evidence
+
+
+def test_zero_initialised_output_projections_are_a_design():
+    # modded-nanogpt style: the projections back into the residual stream start at zero, so at
+    # init nothing before them has a gradient; they learn from the first step
+    model = LM()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.o.weight.zero_()
+            block.ff[2].weight.zero_()
+    found, report = flags(model)
+    assert found == {}, report
+    assert "zero-initialised blocks.0.attn.o.weight" in report["gradient_flow"].evidence
+    assert report["position_signal"].status == "skip" and "does not depend on the tokens" in report["position_signal"].evidence
+
+
+def test_a_detached_branch_behind_a_zero_projection_is_still_found():
+    model = LM()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.o.weight.zero_()
+    model.blocks[0].ff[0].weight.requires_grad_(True)
+    original = model.blocks[0].ff.forward
+    model.blocks[0].ff.forward = lambda x: original(x.detach() * 0 + x.detach())  # the MLP's input detached
+    found, report = flags(model)
+    assert found.get("gradient_flow") == "fail", report

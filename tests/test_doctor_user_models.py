@@ -187,3 +187,16 @@ def test_the_report_says_what_was_found():
     found = run(tl_lm.build(), only=["causal_leak"]).found
     assert "blocks: layers, 2 x Layer" in found and "attention: attn (via softmax)" in found
     assert "norms: attn_norm, mlp_norm in each block; final: final_norm" in found
+
+
+def test_a_loss_fn_means_the_batch_holds_shifted_targets_even_if_the_model_takes_labels():
+    # a Hugging Face style forward(input_ids, labels=None) trained with a loss computed outside:
+    # the targets are the usual shifted ones, not labels for the model to shift
+    parts = torch_lm.build(output="hf")
+    x, y = torch_lm.make_batch()
+    loss_fn = torch.nn.functional.cross_entropy
+    with_fn = doctor(parts["model"], batch=(x, y), loss_fn=loss_fn, only=["input_label_alignment"])
+    assert with_fn["input_label_alignment"].status == "pass", with_fn
+    without = doctor(parts["model"], batch=(x, y), only=["input_label_alignment"])  # the model's own loss
+    assert without["input_label_alignment"].status == "fail"
+    assert "pass that loss_fn" in without["input_label_alignment"].hint

@@ -63,6 +63,48 @@ def test_hugging_face_style_output_and_labels():
     assert loss == pytest.approx(float(ref), rel=1e-5)
 
 
+class BaseModel(torch.nn.Module):
+    """Hugging Face's layout: the causal-LM class passes the token ids to a base model."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.wte, self.wpe = torch.nn.Embedding(cfg.vocab_size, cfg.n_embd), torch.nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.h = torch.nn.ModuleList([torch_lm.Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = torch.nn.LayerNorm(cfg.n_embd)
+
+    def forward(self, input_ids):
+        x = self.wte(input_ids) + self.wpe(torch.arange(input_ids.shape[1]))
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x)
+
+
+class ForCausalLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.config = torch_lm.Config()
+        self.transformer = BaseModel(self.config)
+        self.lm_head = torch.nn.Linear(self.config.n_embd, self.config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight
+        for m in (self.transformer.wte, self.transformer.wpe):
+            torch.nn.init.normal_(m.weight, 0.0, 0.02)  # N(0, 1), torch's default, tied to the head is a bug
+
+    def forward(self, input_ids):
+        return self.lm_head(self.transformer(input_ids))
+
+
+def test_hugging_face_layout_a_base_model_takes_the_tokens():
+    # the first module called with the tokens is the base model, not the embedding table
+    v = model_view(ForCausalLM())
+    assert v.token_embedding == "transformer.wte" and v.position_embedding == "transformer.wpe"
+    assert v.blocks_path == "transformer.h" and v.final_norm == "transformer.ln_f" and v.tied
+    from tensorlite.debug import doctor
+
+    report = doctor(ForCausalLM(), overfit_steps=20)
+    assert not [r for r in report.results if r.status in ("fail", "warn", "error")], report
+
+
 class FakeNorm(torch.nn.Linear):
     """Named like a norm, behaves like a linear layer."""
 

@@ -132,6 +132,9 @@ class AttentionCall:
             ``scale``, or measured on the softmax path (the most common ratio over unmasked
             entries). None when unknown.
         is_causal: sdpa's ``is_causal`` flag; None elsewhere.
+        score_bias: True when the logits are ``scale * q.k`` plus a bias that does not depend on
+            the tokens (ALiBi, a relative-position table): ``scale`` was then read from the
+            differences between the batch's rows, where such a bias cancels.
         call: the index of the :class:`ModuleCall` of ``module`` (None for the model itself).
     """
 
@@ -146,6 +149,7 @@ class AttentionCall:
     v: np.ndarray | None = None
     scale: float | None = None
     is_causal: bool | None = None
+    score_bias: bool = False
     call: int | None = None
 
     @property
@@ -203,6 +207,16 @@ def _mode_ratio(num: np.ndarray, den: np.ndarray, keep: np.ndarray) -> float | N
     if count < 0.5 * r.size:  # not one factor: a bias is added to the scores (ALiBi, relative positions)
         return None
     return float(np.median(r[bins == best]))
+
+
+def _ratio_under_bias(num: np.ndarray, den: np.ndarray, keep: np.ndarray) -> float | None:
+    """The factor ``s`` of logits ``s * q.k + bias`` whose bias depends on the position (and head)
+    but not on the tokens (ALiBi, relative-position tables): it cancels in the differences
+    between the batch's rows, which leave ``s`` times the differences of the products."""
+    if num.ndim < 3 or num.shape[0] < 2:
+        return None
+    both = keep[1:] & keep[:1] & np.isfinite(num[1:]) & np.isfinite(num[:1])
+    return _mode_ratio(num[1:] - num[:1], den[1:] - den[:1], both)
 
 
 def _canonical_operands(name, args, kwargs):
@@ -395,15 +409,18 @@ class Capture:
         L, P = to_numpy(scores), to_numpy(weights)
         ops = self._trace_back_to_product(scores, matmuls)
         q = k = None
-        scale = None
+        scale, bias = None, False
         if ops is not None:
             q, k = ops
             try:
                 raw = np.broadcast_to(q @ np.swapaxes(k, -1, -2), L.shape)
                 scale = _mode_ratio(L, raw, P > 1e-30)
+                if scale is None:
+                    scale = _ratio_under_bias(L, raw, P > 1e-30)
+                    bias = scale is not None
             except ValueError:
                 q = k = None
-        self._add(kind="softmax", weights=P, dim=dim, scores=L, q=q, k=k, scale=scale)
+        self._add(kind="softmax", weights=P, dim=dim, scores=L, q=q, k=k, scale=scale, score_bias=bias)
 
     def _sdpa_seen(self, args, kwargs):
         names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")

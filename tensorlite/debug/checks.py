@@ -599,6 +599,8 @@ def attention_scale(model, batch=None, *, tol: float = 1.2, seed: int = 0) -> Ch
     hd = next(a.q.shape[-1] for a in cap.attention if a.q is not None)
     ev = ("softmax scale x sqrt(d_head), per layer: " + ", ".join(_g(r, 3) for r in per_layer.values())
           + " (expected 1)")
+    if any(a.score_bias for a in cap.attention):
+        ev += "; a position bias is added to the scores (ALiBi?): the scale is read where it cancels"
     if 1 / tol <= worst <= tol:
         return _result("attention_scale", True, ev)
     if abs(math.log(worst * math.sqrt(hd))) < math.log(tol):
@@ -768,6 +770,16 @@ def position_signal(model, *, seed: int = 0, rtol: float = 1e-4) -> CheckResult:
     a, again, b = out[0:2, -1], out[2:4, -1], out[4:6, -1]
     if float(np.abs(again - a).max()) > 1e-6 * (float(np.abs(a).max()) + 1e-12):
         return _random_skip("position_signal")
+    if float(np.abs(out[0] - out[1]).max()) <= 1e-7 * (float(np.abs(out[0]).max()) + 1e-30):
+        # the same for two different sequences: e.g. an output projection initialised to zero (a
+        # healthy choice), whose output is its bias
+        return _skip("position_signal", f"{where} does not depend on the tokens at init (an output projection "
+                                        "initialised to zero?): positions are not measurable there")
+    if not np.any(a) and not np.any(b):  # zero at the last position only: a query that sees no key
+        return _result("position_signal", False, f"{where} at the last position is exactly zero for every input, "
+                                                 "though not elsewhere: does the last query see no key at all?",
+                       "check the attention mask's convention (True = masked for nn.MultiheadAttention, "
+                       "True = may attend for scaled_dot_product_attention)")
     change = float(np.abs(b - a).max()) / (float(np.abs(a).max()) + 1e-12)
     ev = f"relative change of {where} at the last position when the earlier tokens are reversed: {_g(change, 2)}"
     if change <= rtol:
@@ -791,7 +803,7 @@ def position_signal(model, *, seed: int = 0, rtol: float = 1e-4) -> CheckResult:
 # Names of the parts that encode positions (one dotted segment): a learned table, rotary tables
 # or frequencies. "post_attention_layernorm" or "cost" must not match.
 _POSITION_NAME = re.compile(r"wpe|pos|pos_\w+|\w*position\w*|\w*rope\w*|\w*rotary\w*|inv_freq|freqs?(_\w+)?"
-                            r"|(cos|sin)(_\w+)?|\w+_(cos|sin)", re.IGNORECASE)
+                            r"|(cos|sin)(_\w+)?|\w+_(cos|sin)|\w*alibi\w*|slopes?", re.IGNORECASE)
 
 
 def _names_position(name: str) -> bool:
@@ -800,9 +812,9 @@ def _names_position(name: str) -> bool:
 
 def _position_parts(view) -> str:
     """What the model has that should give positions, named for the report, or "": a position
-    embedding the view found, modules holding tensors or buffers under a position-like name (a
-    parameterless ``pos_drop`` does not count), rotary modules by class name, or position-like
-    tensors kept as plain attributes."""
+    embedding the view found, modules, parameters (minGPT's ``pos_emb``) or buffers under a
+    position-like name (a parameterless ``pos_drop`` module does not count; nor does a ``weight``
+    alone), rotary modules by class name, or position-like tensors kept as plain attributes."""
     if view.position_embedding:
         return f"a position embedding ({view.position_embedding})"
     model = view.model
@@ -811,6 +823,7 @@ def _position_parts(view) -> str:
     names = [n for n, m in model.named_modules()
              if n and _names_position(n) and (any(True for _ in m.parameters()) or any(True for _ in m.buffers()))]
     names += [n for n, _ in model.named_buffers() if _names_position(n)]
+    names += [n for n, _ in model.named_parameters() if _names_position(n)]
     names += [n for n, m in model.named_modules() if n and re.search(r"rope|rotary", type(m).__name__, re.IGNORECASE)]
     if not names:  # tables kept as plain attributes (self.cos = ...), not registered
         names = [f"{n}.{a}" if n else a for n, m in model.named_modules() for a, v in vars(m).items()
@@ -1081,6 +1094,8 @@ def norms_finite_on_zeros(model) -> CheckResult:
         if call is None:
             continue
         xi = to_numpy(call.input).copy()
+        if not _finite(to_numpy(call.out)):  # NaN on the model's own input: not a zero row's doing
+            return _nonfinite("norms_finite_on_zeros", f"{bname}'s output on its usual input")
         xi[:, min(1, xi.shape[1] - 1), :] = 0.0
         try:
             out = to_numpy(_replay(view, call, xi))
@@ -1433,13 +1448,49 @@ def gradient_flow(model, batch=None, *, loss_fn=None, seed: int = 0) -> CheckRes
     ev = f"{len(finite)}/{len(norms)} parameters got a finite non-zero gradient"
     if lo is not None:
         ev += f" (smallest: {lo} {_g(finite[lo], 2)})"
+    behind = []
+    if zero and not none and not nonfinite:
+        zero, behind = _zero_only_at_init(view, x, y, grads, zero, seed)
+        if behind:
+            ev = f"{len(norms) - len(zero)}/{len(norms)} parameters get a finite non-zero gradient"
     problems = [(k, v) for k, v in (("no grad", none), ("non-finite", nonfinite), ("zero", zero)) if v]
+    if behind and not problems:
+        return _result("gradient_flow", True, ev + f"; those behind zero-initialised {', '.join(behind[:3])}"
+                       f"{' ...' if len(behind) > 3 else ''} get none at init only (a design: zero-initialised "
+                       "projections or gates; they learn from the first step)")
     if problems:
         ev += "; " + "; ".join(f"{k}: {', '.join(v[:3])}{' ...' if len(v) > 3 else ''}" for k, v in problems)
         return _result("gradient_flow", False, ev,
                        "a parameter outside the graph (unused, detached, or computed under no_grad) or a "
                        "NaN in the forward: see detect_anomaly()")
     return _result("gradient_flow", True, ev)
+
+
+def _zero_only_at_init(view, x, y, grads, zero, seed):
+    """``(still zero, zero-valued parameters that blocked the rest)``: parameters whose gradient is
+    zero only because a parameter after them is all zeros at init (an output projection or a gate
+    initialised to zero, ReZero style). Those zero-valued parameters get a gradient themselves, so
+    after the first step the rest do too; the check perturbs them slightly (on the live model, put
+    back afterwards) and takes the gradients again."""
+    native = view.native
+    params = dict(_trainable(view))
+    blockers = [n for n, p in params.items() if n not in zero and grads.get(n) is not None
+                and not np.any(to_numpy(p)) and np.any(grads[n])]
+    if not blockers:
+        return zero, []
+    rng = np.random.default_rng(seed)
+    saved = native.snapshot([params[n] for n in blockers])
+    try:
+        for n in blockers:
+            native.assign(params[n], 1e-3 * rng.standard_normal(tuple(params[n].shape)))
+        _, again = _gradients(view, x, y)
+    finally:
+        native.restore([params[n] for n in blockers], saved)
+    still = [n for n in zero if again.get(n) is None or not np.any(again[n]) or not np.all(np.isfinite(again[n]))]
+    if len(still) == len(zero):
+        return zero, []
+    named = [n for n in blockers if not n.endswith("bias")] or blockers
+    return still, named
 
 
 def overfit_one_batch(model, batch=None, *, steps: int = 60, lr: float = 1e-2, threshold: float = 0.5,
@@ -1856,7 +1907,8 @@ def input_label_alignment(batcher_or_batch, *, bos_id: int | None = None, pad_id
         ev = f"labels == inputs at {_g(100 * same, 4)}% of {x.size} positions (the model shifts them)"
         if same < 0.999:
             return _result("input_label_alignment", False, ev,
-                           "a model that shifts its labels itself takes labels = input_ids, unshifted")
+                           "a model that shifts its labels itself takes labels = input_ids, unshifted; if the "
+                           "loss is computed outside the model, pass that loss_fn to the doctor")
         return _result("input_label_alignment", True, ev)
     match = float(np.mean(y[:, :-1] == x[:, 1:])) if x.shape[1] > 1 else 1.0
     notes = []
@@ -1896,6 +1948,13 @@ class CheckSpec:
     @property
     def function(self):
         return globals()[self.name]
+
+
+def _shifts_labels_inside(c) -> bool:
+    """The labels of the batch are the model's ``labels=`` (Hugging Face style, shifted inside the
+    model) only when the model computes its own loss and no ``loss_fn`` says the loss is computed
+    outside it (then the batch's targets are the usual shifted ones)."""
+    return c.view is not None and c.view._target_kw == "labels" and c.loss_fn is None
 
 
 @dataclass
@@ -1947,5 +2006,5 @@ REGISTRY = (
           lambda c: optimizer_step(c.optimizer, c.view, c.batch, seed=c.seed)),
     _spec("lr_schedule", "optimizer", ["scheduler"], lambda c: lr_schedule(c.scheduler)),
     _spec("input_label_alignment", "data", ["data"],
-          lambda c: input_label_alignment(c.data, shifted_inside=c.view is not None and c.view._target_kw == "labels")),
+          lambda c: input_label_alignment(c.data, shifted_inside=_shifts_labels_inside(c))),
 )

@@ -100,6 +100,13 @@ def _error(name, e) -> CheckResult:
                        C.check_url(name))
 
 
+def _view_error(name, e) -> CheckResult:
+    return CheckResult(name, "error", f"the model could not be run: {type(e).__name__}: {' '.join(str(e).split())}",
+                       "the doctor calls model(x) with x a (batch, seq_len) tensor of token ids, as training does; "
+                       "if the model needs more, pass logits_fn=lambda x: ... (and seq_len=, vocab_size=)",
+                       C.check_url(name))
+
+
 def _run(spec, ctx) -> CheckResult:
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -194,7 +201,7 @@ def _run_all(ctx, view, view_error, only, skip):
         if lacking:
             results.append(CheckResult(spec.name, "skip", _MISSING[lacking[0]], "", C.check_url(spec.name)))
         elif "model" in spec.needs and view is None:
-            results.append(_error(spec.name, view_error))
+            results.append(_view_error(spec.name, view_error))
         else:
             results.append(_run(spec, ctx))
     return results

@@ -105,6 +105,10 @@ class Native:
     def restore(self, params, saved) -> None:
         raise NotImplementedError
 
+    def assign(self, p, values: np.ndarray) -> None:
+        """Overwrite parameter ``p`` with the NumPy array ``values`` (its dtype and device kept)."""
+        raise NotImplementedError
+
     def grad(self, p):
         return p.grad
 
@@ -170,6 +174,9 @@ class TensorliteNative(Native):
         for p, d in zip(params, saved):
             p.data = d
 
+    def assign(self, p, values):
+        p.data = self.floats(values, p).data
+
     def zeros_like(self, t):
         return self.Tensor(t.device.xp.zeros_like(t.data), device=t.device)
 
@@ -225,6 +232,10 @@ class TorchNative(Native):
         with self.torch.no_grad():
             for p, d in zip(params, saved):
                 p.copy_(d)
+
+    def assign(self, p, values):
+        with self.torch.no_grad():
+            p.copy_(self.floats(values, p))
 
     def zeros_like(self, t):
         return self.torch.zeros_like(t)

@@ -343,9 +343,13 @@ class ModelView:
             self.d_model = int(first.input.shape[-1])
         # embeddings and head ------------------------------------------------------------------------
         tok = cap.calls[0].input if cap.calls else None
-        for c in calls:
-            if self.token_embedding is None and c.input is not None and c.input is tok and _is_float(c.out):
+        for c in calls:  # the first table looked up with the tokens (not a base model they are passed to)
+            w = getattr(c.module, "weight", None)
+            if (self.token_embedding is None and c.input is not None and c.input is tok and _is_float(c.out)
+                    and w is not None and len(w.shape) == 2 and c.out.shape[-1] == w.shape[1]):
                 self.token_embedding = c.name
+        if ov["token_embedding"] is not None:
+            self.token_embedding = ov["token_embedding"]
         if self.d_model is None and self.token_embedding is not None:
             self.d_model = int(cap.calls_of(self.token_embedding)[0].out.shape[-1])
         for c in calls:
@@ -363,19 +367,23 @@ class ModelView:
                     self.position_embedding = n + " (its weight read directly)"
                     break
         V = self.vocab_size
+        for key in ("position_embedding", "lm_head"):
+            if ov[key] is not None:
+                setattr(self, key, ov[key])
         for c in reversed(calls):
+            if ov["lm_head"] is not None:
+                break
             o, w = c.out, getattr(c.module, "weight", None)
             if _is_float(o) and o.shape[-1] == V and w is not None and len(w.shape) == 2 and w.shape[0] == V:
                 self.lm_head = c.name
                 break
         if self.lm_head is not None and self.token_embedding is not None:
-            self.tied = _same_object(self.module(self.lm_head).weight, self.module(self.token_embedding).weight)
+            head_w = getattr(self.module(self.lm_head), "weight", None)
+            emb_w = getattr(self.module(self.token_embedding), "weight", None)
+            self.tied = head_w is not None and emb_w is not None and _same_object(head_w, emb_w)
         if self.seq_len is None and self.position_embedding is not None:
             pe = self.module(self.position_embedding.split(" ")[0])
             self.seq_len, self.sources["seq_len"] = int(pe.weight.shape[0]), f"{self.position_embedding.split(' ')[0]} rows"
-        for key in ("token_embedding", "position_embedding", "lm_head"):
-            if ov[key] is not None:
-                setattr(self, key, ov[key])
         # norms ---------------------------------------------------------------------------------------
         if ov["norms"] is not None:
             self.norms = list(ov["norms"])
