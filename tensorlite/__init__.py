@@ -60,7 +60,9 @@ from .functional import (
     cat,
     chunk,
     clamp,
+    cos,
     cumsum,
+    erf,
     exp,
     expand,
     flatten,
@@ -70,7 +72,9 @@ from .functional import (
     isinf,
     isnan,
     log,
+    log1p,
     log_softmax,
+    logsumexp,
     masked_fill,
     matmul,
     max,
@@ -82,12 +86,14 @@ from .functional import (
     one_hot,
     permute,
     pow,
+    reciprocal,
     relu,
     repeat_interleave,
     reshape,
     rsqrt,
     sigmoid,
     silu,
+    sin,
     softmax,
     sort,
     split,
@@ -108,7 +114,7 @@ from .functional import (
 )
 from .functional import embedding as embedding
 from .ops.compare import allclose, equal, isclose
-from .ops.products import addmm, bmm, mm
+from .ops.products import addmm, bmm, ger, mm, outer
 from .gradcheck import GradcheckError, gradcheck
 from .kernels import get_num_threads, set_num_threads
 from .random import get_rng_state, manual_seed, set_rng_state
@@ -148,7 +154,22 @@ def __getattr__(name):
             f"tensorlite has no {name}: NumPy and CuPy arrays have no such dtype here; use float32 "
             "(or float16 to halve memory), or keep that part of the code in torch"
         )
+    if name in _NOT_HERE:
+        raise AttributeError(f"tensorlite has no {name}: {_NOT_HERE[name]}")
     raise AttributeError(f"module 'tensorlite' has no attribute {name!r}")
+
+
+#: torch names with no tensorlite counterpart, and what to write instead (docs/pytorch.md).
+_NOT_HERE = {
+    "Generator": "there is one seeded generator per device; call tl.manual_seed(seed) before the draws "
+                 "(and drop generator= arguments)",
+    "einsum": "write the product with @, transpose and reshape (q @ k.transpose(-2, -1) for 'bhqd,bhkd->bhqk')",
+    "polar": "complex numbers are not supported; rotate real pairs instead (tensorlite.nn.RotaryEmbedding, "
+             "or x1 * cos - x2 * sin, x1 * sin + x2 * cos)",
+    "view_as_complex": "complex numbers are not supported; rotate real pairs instead (tensorlite.nn.RotaryEmbedding)",
+    "view_as_real": "complex numbers are not supported; rotate real pairs instead (tensorlite.nn.RotaryEmbedding)",
+    "compile": "there is no compiler; the model runs eagerly (remove the torch.compile call)",
+}
 
 
 # torch's short dtype names. Bound last: they shadow Python's bool, int and float in this module.

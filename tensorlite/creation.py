@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_device, to_device
-from .random import generator
+from .random import generator as _rng
+from .random import no_generator
 from .tensor import Tensor
 
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
@@ -123,24 +124,28 @@ def linspace(start, end, steps: int, dtype=None, requires_grad=False, device="cp
     return Tensor(arr, requires_grad=requires_grad, device=dev)
 
 
-def randn(*size, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+def randn(*size, dtype=None, requires_grad=False, device="cpu", generator=None) -> Tensor:
     """Standard normal samples from the seeded generator (see :func:`manual_seed`)."""
+    no_generator("randn", generator)
     def fill(xp, s, d):
-        return generator(get_device(device)).standard_normal(s, dtype=d)
+        return _rng(get_device(device)).standard_normal(s, dtype=d)
 
     return _make(fill, size, dtype, requires_grad, device)
 
 
-def rand(*size, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+def rand(*size, dtype=None, requires_grad=False, device="cpu", generator=None) -> Tensor:
     """Uniform samples in [0, 1)."""
+    no_generator("rand", generator)
     def fill(xp, s, d):
-        return generator(get_device(device)).random(s, dtype=d)
+        return _rng(get_device(device)).random(s, dtype=d)
 
     return _make(fill, size, dtype, requires_grad, device)
 
 
-def randint(low, high=None, size=None, dtype=None, device="cpu", requires_grad: bool = False) -> Tensor:
+def randint(low, high=None, size=None, dtype=None, device="cpu", requires_grad: bool = False,
+            generator=None) -> Tensor:
     """Integers uniform in ``[low, high)``; as torch, ``randint(high, size)`` means ``low=0``."""
+    no_generator("randint", generator)
     if size is None and isinstance(high, (tuple, list)):  # randint(high, (n,)): torch's two-argument form
         low, high, size = 0, low, high
     if high is None:
@@ -152,14 +157,15 @@ def randint(low, high=None, size=None, dtype=None, device="cpu", requires_grad: 
     if isinstance(size, (int, np.integer)):
         size = (int(size),)
     dev = get_device(device)
-    arr = generator(dev).integers(low, high, size=tuple(size), dtype=np.int64)
+    arr = _rng(dev).integers(low, high, size=tuple(size), dtype=np.int64)
     return Tensor(arr.astype(dtype or int64), device=dev)
 
 
-def randperm(n: int, device="cpu") -> Tensor:
+def randperm(n: int, device="cpu", generator=None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64)."""
+    no_generator("randperm", generator)
     dev = get_device(device)
-    return Tensor(generator(dev).permutation(n).astype(np.int64), device=dev)
+    return Tensor(_rng(dev).permutation(n).astype(np.int64), device=dev)
 
 
 def _like(fn, t, dtype, requires_grad, **kw):

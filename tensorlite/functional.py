@@ -404,6 +404,43 @@ class Sigmoid(Function):
         return g * self.out * (1 - self.out)
 
 
+class Sin(Function):
+    def forward(self, a):
+        self.a = a
+        return array_module(a).sin(a)
+
+    def backward(self, g):
+        return g * array_module(self.a).cos(self.a)
+
+
+class Cos(Function):
+    def forward(self, a):
+        self.a = a
+        return array_module(a).cos(a)
+
+    def backward(self, g):
+        return -g * array_module(self.a).sin(self.a)
+
+
+class Erf(Function):
+    def forward(self, a):
+        self.a = a
+        return _erf(array_module(a), a)
+
+    def backward(self, g):
+        a = self.a
+        return g * (2.0 / math.sqrt(math.pi)) * array_module(a).exp(-a * a)
+
+
+class Log1p(Function):
+    def forward(self, a):
+        self.a = a
+        return array_module(a).log1p(a)
+
+    def backward(self, g):
+        return g / (1 + self.a)
+
+
 class Relu(Function):
     def forward(self, a):
         self.mask = a > 0
@@ -464,6 +501,48 @@ class Clamp(Function):
 def neg(a):
     """Elementwise ``-a``."""
     return Neg.apply(a)
+
+
+def sin(a):
+    """Elementwise sine (rotary embeddings' tables: ``emb.sin()``)."""
+    return Sin.apply(a)
+
+
+def cos(a):
+    """Elementwise cosine."""
+    return Cos.apply(a)
+
+
+def erf(a):
+    """Elementwise error function (the exact GELU written out: ``0.5 * x * (1 + erf(x / sqrt(2)))``)."""
+    return Erf.apply(a)
+
+
+def log1p(a):
+    """Elementwise ``log(1 + a)``, accurate for small ``a``."""
+    return Log1p.apply(a)
+
+
+def reciprocal(a):
+    """Elementwise ``1 / a``."""
+    return 1.0 / a
+
+
+def outer(a, b):
+    """``a[:, None] * b[None, :]`` of two 1-D tensors (LLaMA's rotary frequencies:
+    ``torch.outer(t, inv_freq)``)."""
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"outer: both operands must be 1-D, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return a.reshape(-1, 1) * b.reshape(1, -1)
+
+
+def logsumexp(a, dim, keepdim: bool = False):
+    """``log(sum(exp(a), dim))`` without overflow (PaLM's z-loss: ``logsumexp(logits, -1) ** 2``)."""
+    xp = array_module(a.data)
+    m = xp.max(a.data, axis=dim, keepdims=True)  # a constant shift: the gradient is softmax(a) either way
+    m = xp.where(xp.isfinite(m), m, 0).astype(a.data.dtype)
+    out = log(exp(a - m).sum(dim=dim, keepdim=True)) + m
+    return out if keepdim else out.squeeze(dim)
 
 
 def exp(a):

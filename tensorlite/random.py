@@ -36,3 +36,10 @@ def get_rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     generator(CPU).bit_generator.state = state
+
+
+def no_generator(op: str, gen) -> None:
+    """torch's ``generator=`` arguments: ``None`` is the default; a generator object is refused."""
+    if gen is not None:
+        raise TypeError(f"{op}: generator= is not supported; tensorlite draws from one seeded generator per "
+                        "device: call tl.manual_seed(seed) before the draws and drop the argument")

@@ -466,6 +466,27 @@ class Tensor:
     def tanh(self):
         return F.tanh(self)
 
+    def sin(self):
+        return F.sin(self)
+
+    def cos(self):
+        return F.cos(self)
+
+    def erf(self):
+        return F.erf(self)
+
+    def log1p(self):
+        return F.log1p(self)
+
+    def reciprocal(self):
+        return F.reciprocal(self)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        return F.logsumexp(self, dim, keepdim)
+
+    def outer(self, vec2):
+        return F.outer(self, vec2)
+
     def sigmoid(self):
         return F.sigmoid(self)
 

@@ -322,6 +322,34 @@ def reductions_and_math(torch):
 
 
 @idiom
+def rotary_tables_and_elementwise_math(torch):
+    # LLaMA / Hugging Face rotary embeddings: torch.outer(t, inv_freq), emb.cos(), emb.sin();
+    # the exact GELU written out with erf; PaLM's z-loss with logsumexp
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8))
+    t = torch.arange(6, dtype=inv_freq.dtype)
+    freqs = torch.outer(t, inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    x = torch.tensor(arr(40, 3, 8), requires_grad=True)
+    gelu = 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    z = torch.logsumexp(x * 3, dim=-1)
+    out = [freqs, t.outer(inv_freq), torch.ger(t, inv_freq), emb.cos()[None, None], emb.sin(), torch.cos(x),
+           torch.sin(x), gelu, z, x.logsumexp(0, keepdim=True), torch.log1p(x.abs()), x.reciprocal(),
+           torch.reciprocal(x + 4)]
+    (sum(o.sum() for o in out[5:]) + (z ** 2).mean() * 1e-4).backward()
+    return out + [x.grad]
+
+
+@idiom
+def generator_none_is_the_default(torch):
+    # code written with an optional generator passes generator=None when none is given
+    torch.manual_seed(0)
+    draws = [torch.randn(2, 3, generator=None), torch.rand(4, generator=None),
+             torch.randint(0, 5, (3,), generator=None), torch.randperm(5, generator=None),
+             torch.empty(3).normal_(generator=None), torch.nn.init.normal_(torch.empty(2), generator=None)]
+    return [tuple(d.shape) for d in draws] + [str(d.dtype).replace("torch.", "") for d in draws]
+
+
+@idiom
 def products(torch):
     a, b = torch.tensor(arr(17, 3, 4), requires_grad=True), torch.tensor(arr(18, 4, 2), requires_grad=True)
     bias = torch.tensor(arr(19, 2), requires_grad=True)
@@ -797,8 +825,18 @@ def test_messages_for_what_is_not_there():
     x = tensorlite.ones(2, requires_grad=True)
     with pytest.raises(NotImplementedError, match="create_graph=True.*no second derivatives"):
         (x * x).sum().backward(create_graph=True)
-    with pytest.raises(TypeError, match="generator= and out= are not supported.*tl.manual_seed"):
+    with pytest.raises(TypeError, match="multinomial: generator= is not supported.*tl.manual_seed"):
         tensorlite.multinomial(tensorlite.ones(3), 1, generator=object())
+    with pytest.raises(TypeError, match="randn: generator= is not supported.*tl.manual_seed"):
+        tensorlite.randn(3, generator=object())
+    with pytest.raises(AttributeError, match="tensorlite has no Generator.*tl.manual_seed"):
+        tensorlite.Generator  # noqa: B018
+    with pytest.raises(AttributeError, match="tensorlite has no einsum.*@"):
+        tensorlite.einsum  # noqa: B018
+    with pytest.raises(AttributeError, match="tensorlite has no polar.*RotaryEmbedding"):
+        tensorlite.polar  # noqa: B018
+    with pytest.raises(ValueError, match=r"outer: both operands must be 1-D, got \(2, 2\)"):
+        tensorlite.outer(tensorlite.ones(2, 2), tensorlite.ones(2))
     with pytest.raises(ValueError, match="Softmax: give dim"):
         tensorlite.nn.Softmax()
     with pytest.raises(TypeError, match="size_average and reduce are deprecated.*reduction="):
@@ -841,6 +879,10 @@ def test_gradients_of_the_new_ops(rng):
     assert gradcheck(lambda t: tensorlite.sort(t, dim=0, descending=True).values, x)
     assert gradcheck(lambda t: t.repeat(2, 1, 3), x)
     assert gradcheck(lambda t: t.repeat_interleave(3, dim=0), x)
+    for f in (tensorlite.sin, tensorlite.cos, tensorlite.erf, lambda t: tensorlite.log1p(t * t),
+              lambda t: (t * t + 1).reciprocal(), lambda t: tensorlite.logsumexp(t, 1),
+              lambda t: tensorlite.logsumexp(t, 0, keepdim=True), lambda t: tensorlite.outer(t[0], t[1])):
+        assert gradcheck(f, x)
     w = tensorlite.tensor(rng.random(5))
     assert gradcheck(lambda t: tensorlite.nn.functional.nll_loss(t, tensorlite.tensor([0, 4, 2]), weight=w), x)
     q = tensorlite.tensor(rng.standard_normal((1, 2, 4, 3)), requires_grad=True)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..backend import CPU, to_device
-from ..random import generator
+from ..random import generator, no_generator
 
 __all__ = [
     "calculate_gain", "constant_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
@@ -25,21 +25,16 @@ def _fill(tensor, values) -> None:
     tensor.data[...] = to_device(np.asarray(values).astype(tensor.data.dtype, copy=False), tensor.device)
 
 
-def _no_generator(op, gen) -> None:
-    if gen is not None:
-        raise TypeError(f"{op}: generator= is not supported; tensorlite draws from its seeded generator (tl.manual_seed)")
-
-
 def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
     """Fill with samples of N(mean, std^2)."""
-    _no_generator("normal_", generator)
+    no_generator("normal_", generator)
     _fill(tensor, _gen().standard_normal(tensor.shape) * std + mean)
     return tensor
 
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
     """Fill with samples of U(a, b)."""
-    _no_generator("uniform_", generator)
+    no_generator("uniform_", generator)
     _fill(tensor, _gen().uniform(a, b, tensor.shape))
     return tensor
 
@@ -47,7 +42,7 @@ def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
 def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
     """Fill with N(mean, std^2) samples redrawn until they lie in ``[a, b]`` (absolute bounds, as
     torch: the default ``[-2, 2]`` truncates at 2 std only when std=1)."""
-    _no_generator("trunc_normal_", generator)
+    no_generator("trunc_normal_", generator)
     if not a < b:
         raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
     gen = _gen()

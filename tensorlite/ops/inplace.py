@@ -14,6 +14,7 @@ from .. import functional as F
 from ..autograd import is_grad_enabled
 from ..backend import CPU, to_device
 from ..random import generator as _generator
+from ..random import no_generator
 
 
 def _check(t, op: str, *values) -> None:
@@ -162,14 +163,9 @@ def lerp_(t, end, weight):
     return _run(t, "lerp_", fn, *values)
 
 
-def _no_generator(op, generator):
-    if generator is not None:
-        raise TypeError(f"{op}: generator= is not supported; tensorlite draws from its seeded generator (tl.manual_seed)")
-
-
 def normal_(t, mean: float = 0.0, std: float = 1.0, *, generator=None):
     """Fill with samples of N(mean, std^2) from tensorlite's seeded CPU generator."""
-    _no_generator("normal_", generator)
+    no_generator("normal_", generator)
     def fn(dst):
         dst[...] = to_device((_generator(CPU).standard_normal(t.shape) * std + mean).astype(dst.dtype), t.device)
 
@@ -178,7 +174,7 @@ def normal_(t, mean: float = 0.0, std: float = 1.0, *, generator=None):
 
 def uniform_(t, a: float = 0.0, b: float = 1.0, *, generator=None):
     """Fill with samples of U(a, b) from tensorlite's seeded CPU generator."""
-    _no_generator("uniform_", generator)
+    no_generator("uniform_", generator)
     def fn(dst):
         dst[...] = to_device(_generator(CPU).uniform(a, b, t.shape).astype(dst.dtype), t.device)
 

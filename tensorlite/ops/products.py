@@ -1,4 +1,4 @@
-"""``mm``, ``bmm``, ``addmm``: the matrix products torch names separately (all through ``matmul``)."""
+"""``mm``, ``bmm``, ``addmm``, ``outer``: the products torch names separately (through ``matmul`` and ``*``)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,6 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     if alpha != 1:
         prod = prod * alpha
     return (input if beta == 1 else input * beta) + prod
+
+
+outer = ger = F.outer  # ger: torch's older name

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from ..random import generator as _generator
+from ..random import no_generator
 
 #: ``values, indices = topk(...)`` or ``.values`` / ``.indices``, as torch's return types.
 TopK = namedtuple("topk", ["values", "indices"])
@@ -81,11 +82,9 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
     weight exceeds ``u`` times the row's total; zero-weight categories are never picked. torch's
     generator is a different one, so the same seed gives other samples than torch.
     """
-    if generator is not None or out is not None:
-        raise TypeError(
-            "multinomial: generator= and out= are not supported; tensorlite has one seeded generator "
-            "per device (tl.manual_seed(seed)), which multinomial draws from"
-        )
+    no_generator("multinomial", generator)
+    if out is not None:
+        raise TypeError("multinomial: out= is not supported; use the returned tensor")
     if input.ndim not in (1, 2):
         raise ValueError(f"multinomial: input must be 1-D or 2-D (categories last), got shape {tuple(input.shape)}")
     if input.data.dtype.kind != "f":
