@@ -126,15 +126,50 @@ def test_missing_warmup_needs_both_the_lr_and_the_loss_climbing_back():
     assert diagnose(rows).healthy  # a gradient-norm spike alone: healthy runs have them too
     for r in _steps(rows):
         if r["step"] == 15:
-            r["loss"] *= 1.2
+            r["loss"] *= 1.3
+    assert diagnose(rows).healthy  # one noisy batch among flat neighbours: no V
+    for r in _steps(rows):
+        if 16 <= r["step"] <= 19:
+            r["loss"] *= 1.15
     d = diagnose(rows)
-    assert d.names == ["missing_warmup"]
+    assert d.names == ["missing_warmup"] and d.findings[0].severity == "warning"
     assert "= 1 x lr_max" in d.findings[0].evidence and "at step 15" in d.findings[0].evidence
     rows = _run(warmup=20)
     for r in _steps(rows):
-        if r["step"] == 15:
+        if 15 <= r["step"] <= 19:
             r["loss"] *= 1.2
-    assert diagnose(rows).healthy  # the same bump with the LR ramping up: no warmup to blame
+    assert diagnose(rows).healthy  # the same V with the LR ramping up: no warmup to blame
+
+
+def test_a_growing_gradient_norm_is_a_warning():
+    rows = _run(n=300)
+    assert "growing_gradients" not in diagnose(rows).names
+    for r in _steps(rows):  # a gradient summed over steps: its norm grows with the step count
+        r["grad_norm"] = 4.0 + 0.6 * r["step"]
+    d = diagnose(rows)
+    assert "growing_gradients" in d.names and d.facts["grad_norm_growth"] > 10, d
+    f = next(f for f in d.findings if f.name == "growing_gradients")
+    assert f.severity == "warning" and "zero_grad" in f.hint
+
+
+def test_gradients_not_zeroed_needs_most_steps_flagged():
+    rows = _run()
+    for r in _steps(rows)[1:4]:
+        r["stale_grads"] = True
+    assert "gradients_not_zeroed" not in diagnose(rows).names  # 3 of 199 steps: not the loop's habit
+    for r in _steps(rows)[1:]:
+        r["stale_grads"] = True
+    d = diagnose(rows)
+    assert d.name == "gradients_not_zeroed" and d.findings[0].severity == "error"
+
+
+def test_overfitting_needs_the_best_val_before_the_end():
+    rows = _run(n=200, loss_end=2.0)
+    vals = iter([4.5, 3.67, 3.01, 2.86, 2.70])  # still falling: the last evaluation is the best
+    for r in _steps(rows):
+        if "val_loss" in r:
+            r["val_loss"] = next(vals)
+    assert "overfitting" not in diagnose(rows).names
 
 
 def test_bad_init_from_activations_at_step_0():

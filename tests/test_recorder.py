@@ -174,6 +174,40 @@ def test_a_tensorlite_loop_with_a_hand_written_optimizer(tmp_path):
     assert diagnose(tmp_path / "tl").healthy
 
 
+def _accumulating_loop(run_dir, *, zero_grad: bool, micro_batches: int, steps: int = 8, framework="torch"):
+    """A loop with gradient accumulation over ``micro_batches``, zeroing once per optimizer step (or never)."""
+    lib = torch_lm if framework == "torch" else tl_lm
+    parts = lib.build()
+    model, opt, loss_fn = parts["model"], parts["optimizer"], parts["loss_fn"]
+    x, y = parts["batch"]
+    with RunRecorder(run_dir, model, opt, probe_interval=0, dashboard=False) as rec:
+        for step in range(steps):
+            for _ in range(micro_batches):
+                if framework == "torch":
+                    _, loss = model(x, y)
+                else:
+                    loss = loss_fn(model(x).reshape(-1, tl_lm.V), tl.tensor(y).reshape(-1))
+                (loss / micro_batches).backward()
+            opt.step()
+            if zero_grad:
+                opt.zero_grad()
+            rec.step(step, loss)
+    return _rows(run_dir)[1:]
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorlite"])
+def test_a_forgotten_zero_grad_is_seen_and_named(framework, tmp_path):
+    rows = _accumulating_loop(tmp_path / "nozero", zero_grad=False, micro_batches=1, framework=framework)
+    assert [r["step"] for r in rows if r.get("stale_grads")] == list(range(1, 8))
+    d = diagnose(tmp_path / "nozero")
+    assert d.name == "gradients_not_zeroed" and "on 7 of 7 steps" in d.findings[0].evidence, d
+    # accumulating over micro-batches and zeroing once per optimizer step is the right way
+    for k in (1, 3):
+        rows = _accumulating_loop(tmp_path / f"acc{k}", zero_grad=True, micro_batches=k, framework=framework)
+        assert not any(r.get("stale_grads") for r in rows)
+        assert "gradients_not_zeroed" not in diagnose(tmp_path / f"acc{k}").names
+
+
 def test_existing_run_and_bad_arguments(tmp_path):
     model = torch_lm.build()["model"]
     RunRecorder(tmp_path / "r", model, probe_interval=0, dashboard=False).close()

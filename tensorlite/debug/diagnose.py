@@ -49,8 +49,12 @@ class Thresholds:
     warmup_lr_frac: float = 0.5
     warmup_window: int = 20
     loss_rise: float = 0.15
-    # overfitting: the last validation losses (median of `val_tail`) at least max(overfit_abs,
-    # overfit_rel * best) above the best one, while the train loss kept falling, with train at
+    # ... and the median of the `rise_steps` logged steps after that minimum stays `loss_rise / 2`
+    # above it (one batch 1.26 x the minimum among flat neighbours is noise: a constant LR of 3e-3
+    # showed one, and trained as well as with warmup)
+    rise_steps: int = 5
+    # overfitting: the last validation losses (median of `val_tail`, none of them the best) at least
+    # max(overfit_abs, overfit_rel * best) above the best one, while the train loss kept falling, with train at
     # least `overfit_gap` below val at the end
     overfit_abs: float = 0.1
     overfit_rel: float = 0.05
@@ -89,6 +93,13 @@ class Thresholds:
     # that trims norms of 1.4x is routine; one that cuts 2x or more off every step has stopped
     # telling a spike from an ordinary step
     clip_over: float = 2.0
+    # growing gradients: the median pre-clip norm over the second half of the run at least this
+    # multiple of the median over its first `grad_first_steps` logged steps (healthy runs measured
+    # 0.3-0.8x: the norm at init is the largest; a forgotten zero_grad() without clipping, 16x),
+    # over at least `grad_min_steps` logged steps
+    grad_growth: float = 10.0
+    grad_first_steps: int = 5
+    grad_min_steps: int = 50
     # plateau: relative loss improvement below this and median update ratio below `update_low`
     plateau_improve: float = 0.1
     update_low: float = 1e-4
@@ -314,6 +325,21 @@ def _high_initial_loss(run: Run, found, r: Rule):
                      f"{_g(run.ln_v)}")
 
 
+@rule("gradients_not_zeroed", "Gradients not zeroed between steps", "error",
+      "each backward adds to the gradient left by the last step, so every update uses the sum of all gradients "
+      "so far: call optimizer.zero_grad() (set_to_none=True) once per optimizer step, after the step or before "
+      "the next window's first backward",
+      "gradients-not-zeroed-between-steps")
+def _gradients_not_zeroed(run: Run, found, r: Rule):
+    rows = [x for x in run.m.rows if "loss" in x]
+    stale = [x["step"] for x in rows if x.get("stale_grads")]
+    run.facts["stale_grad_steps"] = len(stale)
+    if len(stale) < 3 or len(stale) < 0.5 * (len(rows) - 1):
+        return None
+    return r.finding(f"on {len(stale)} of {len(rows) - 1} steps the first backward found the last step's gradient "
+                     f"still in .grad (first at step {stale[0]}); recorded by RunRecorder")
+
+
 @rule("divergence", "Divergence to NaN", "error",
       "the loss went non-finite after training started: lower the LR, clip gradients, look for a NaN source "
       "with detect_anomaly()",
@@ -359,7 +385,7 @@ def _loss_spike(run: Run, found, r: Rule):
     return r.finding(ev, "error" if above else None)
 
 
-@rule("missing_warmup", "Missing warmup", "error",
+@rule("missing_warmup", "Missing warmup", "warning",
       "the LR starts at lr_max and the loss climbs back up in the first steps (a V on the loss panel): Adam's "
       "first update moves every weight by about lr at once; ramp the LR up (warmup over e.g. 5-10% of steps)",
       "missing-warmup")
@@ -371,16 +397,20 @@ def _missing_warmup(run: Run, found, r: Rule):
     run.facts.update(lr_first=lr0, lr_max=lr_max)
     if lr0 < th.warmup_lr_frac * lr_max:
         return None
-    lo, rise = float("inf"), None
-    for s, v in zip(run.steps, run.loss):
+    lo, lo_at, rise = float("inf"), 0, None
+    for i, (s, v) in enumerate(zip(run.steps, run.loss)):
         if s > run.steps[0] + th.warmup_window:
             break
         if not math.isfinite(v):
             continue
         if v > lo * (1 + th.loss_rise):
-            rise = (int(s), float(v), lo)
-            break
-        lo = min(lo, float(v))
+            # a V, not one noisy batch: the steps after the minimum stay above it (their median)
+            after = [float(a) for a in run.loss[lo_at + 1:lo_at + 1 + th.rise_steps] if math.isfinite(a)]
+            if len(after) >= min(th.rise_steps, 2) and np.median(after) >= lo * (1 + th.loss_rise / 2):
+                rise = (int(s), float(v), lo)
+                break
+        if v < lo:
+            lo, lo_at = float(v), i
     run.facts["early_loss_rise"] = rise
     if rise is None:
         return None
@@ -399,6 +429,8 @@ def _overfitting(run: Run, found, r: Rule):
     if vl.size < th.val_tail + 1 or not run.finite_run:
         return None
     i_best = int(np.argmin(vl))
+    if i_best >= vl.size - th.val_tail:  # the best is one of the last evaluations: still falling
+        return None
     best, end = float(vl[i_best]), float(np.median(vl[-th.val_tail:]))
     train_at_best = float(np.median(run.loss[np.abs(run.steps - vs[i_best]) <= max(1, 0.02 * run.span)]))
     run.facts.update(best_val_loss=round(best, 4), best_val_step=int(vs[i_best]))
@@ -416,7 +448,8 @@ def _overfitting(run: Run, found, r: Rule):
 
 @rule("broken_causal_mask", "Broken causal mask", "error",
       "train and val loss fall far below what the data allows, together: the model sees the tokens it must "
-      "predict; run the doctor's causal_leak check",
+      "predict, through a causal mask that leaks or through labels that are the inputs unshifted (y = x); the "
+      "doctor's causal_leak and input_label_alignment checks tell which",
       "broken-causal-mask")
 def _broken_causal_mask(run: Run, found, r: Rule):
     th, h1 = run.th, run.unigram
@@ -534,6 +567,26 @@ def _clipping_too_often(run: Run, found, r: Rule):
         return None
     return r.finding(f"clipped on {100 * frac:.0f}% of steps {int(start)}..{int(clip_rows[-1][0])}, the median "
                      f"pre-clip norm {_g(over, 2)} x the threshold {_g(clip, 2)}")
+
+
+@rule("growing_gradients", "Gradient norm growing through the run", "warning",
+      "a gradient norm that keeps growing far above its first steps is what gradients summed over steps look "
+      "like: is optimizer.zero_grad() called once per optimizer step (after each accumulation window)? It can also "
+      "be a slowly rising instability; with clipping on, the clip hides both (look for clipping on every step)",
+      "gradient-norm-growing-through-the-run")
+def _growing_gradients(run: Run, found, r: Rule):
+    th = run.th
+    g = run.gnorm[np.isfinite(run.gnorm)] if run.gnorm.size else run.gnorm
+    if g.size < th.grad_min_steps or not run.finite_run:
+        return None
+    first = float(np.median(g[:th.grad_first_steps]))
+    late = float(np.median(g[g.size // 2:]))
+    growth = late / first if first > 0 else float("inf")
+    run.facts["grad_norm_growth"] = round(growth, 3)
+    if not growth >= th.grad_growth:
+        return None
+    return r.finding(f"median pre-clip gradient norm {_g(late)} over the second half of the run, {_g(growth, 2)} x "
+                     f"the {_g(first)} of its first {th.grad_first_steps} logged steps")
 
 
 #: name -> (title, hint, anchor) of every rule, in priority order.

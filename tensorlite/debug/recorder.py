@@ -145,6 +145,12 @@ class RunRecorder:
         self._hook = self._wrapped = None
         if optimizer is not None:
             self._hook_optimizer(optimizer)
+        # a forgotten zero_grad(): the first backward after an optimizer step meets last step's
+        # gradient still in .grad (seen on one small parameter, by a hook that runs before the
+        # new gradient is added); later backwards of an accumulation window are not looked at
+        self._after_step = False
+        self._stale: dict = {}  # step -> True when its first backward found a gradient left over
+        self._sentinel = self._watch_gradients(optimizer)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path.write_text("", encoding="utf-8")
         self.log = MetricsLog(self.metrics_path)
@@ -186,7 +192,32 @@ class RunRecorder:
         object.__setattr__(optimizer, "step", stepped)
         self._wrapped = (optimizer, had, step)
 
+    def _watch_gradients(self, optimizer):
+        if optimizer is None:
+            return None
+        params = [p for g in getattr(optimizer, "param_groups", []) for p in g.get("params", [])
+                  if getattr(p, "requires_grad", False)]
+        if not params:
+            return None
+        p = min(params, key=lambda t: int(np.prod(t.shape)))
+        native = native_for(self.model)
+
+        def check(grad):
+            if self._after_step:
+                self._after_step = False
+                old = p.grad
+                if old is not None:
+                    with native.no_grad():
+                        if bool((to_numpy(old) != 0).any()):
+                            self._stale[self.step_index] = True
+            return None
+
+        return p.register_hook(check)
+
     def _unhook(self) -> None:
+        if self._sentinel is not None:
+            self._sentinel.remove()
+            self._sentinel = None
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -222,6 +253,7 @@ class RunRecorder:
         if self.probes is not None:
             self._face.step = s
             self.probes.on_before_optimizer_step(self._face)
+        self._after_step = True  # the next backward should start from zeroed gradients
 
     # ---- recording ----------------------------------------------------------------------------
     def step(self, step: int, loss, *, grad_norm=None, lr: float | None = None, val_loss=None, **metrics) -> None:
@@ -255,6 +287,9 @@ class RunRecorder:
                     self._warned_clip = True
                     warnings.warn("RunRecorder.step: with grad_clip set, pass grad_norm= (what "
                                   "clip_grad_norm_ returns) to record the norm before clipping", stacklevel=2)
+        if self._stale.pop(s, False):
+            row["stale_grads"] = True
+        self._stale = {k: v for k, v in self._stale.items() if k > s}
         row.update(metrics)
         self._rows.append(row)
         self.step_index = s + 1
