@@ -206,10 +206,9 @@ class RunRecorder:
             if self._after_step:
                 self._after_step = False
                 old = p.grad
-                if old is not None:
+                if old is not None:  # kept on the device: read with the step's other tensors
                     with native.no_grad():
-                        if bool((to_numpy(old) != 0).any()):
-                            self._stale[self.step_index] = True
+                        self._stale[self.step_index] = (old != 0).any()
             return None
 
         return p.register_hook(check)
@@ -287,8 +286,9 @@ class RunRecorder:
                     self._warned_clip = True
                     warnings.warn("RunRecorder.step: with grad_clip set, pass grad_norm= (what "
                                   "clip_grad_norm_ returns) to record the norm before clipping", stacklevel=2)
-        if self._stale.pop(s, False):
-            row["stale_grads"] = True
+        stale = self._stale.pop(s, None)
+        if stale is not None:
+            row["stale_grads"] = stale
         self._stale = {k: v for k, v in self._stale.items() if k > s}
         row.update(metrics)
         self._rows.append(row)
@@ -304,6 +304,11 @@ class RunRecorder:
         if final and self.probes is not None and "act_rms" not in rows[-1] and not self.probes.is_probe_step(rows[-1]["step"]):
             self.probes.last_step = rows[-1]["step"]  # the state the run ends in: probed after its update
         for r in rows:
+            if "stale_grads" in r:  # written only where it is true
+                if r["stale_grads"]:
+                    r["stale_grads"] = True
+                else:
+                    del r["stale_grads"]
             pre = r.get("grad_norm")
             if pre is not None and "grad_norm_clipped" not in r:
                 clipped = self.grad_clip is not None and math.isfinite(pre) and pre > self.grad_clip
