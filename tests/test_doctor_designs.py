@@ -208,3 +208,46 @@ def test_a_detached_branch_behind_a_zero_projection_is_still_found():
     model.blocks[0].ff.forward = lambda x: original(x.detach() * 0 + x.detach())  # the MLP's input detached
     found, report = flags(model)
     assert found.get("gradient_flow") == "fail", report
+
+
+class MHABlock(nn.Module):
+    """Pre-norm with torch's nn.MultiheadAttention (True = masked); ``bug="kv_raw"`` reads k and v from the raw stream."""
+
+    def __init__(self, d, h, bug=""):
+        super().__init__()
+        self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, h, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.bug = bug
+
+    def forward(self, x):
+        t = x.shape[1]
+        mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+        h = self.n1(x)
+        kv = x if self.bug == "kv_raw" else h
+        x = x + self.attn(h, kv, kv, attn_mask=mask, need_weights=False)[0]
+        return x + self.ff(self.n2(x))
+
+
+class MHALM(nn.Module):
+    def __init__(self, bug="", vocab=40, ctx=16, d=32, h=4):
+        super().__init__()
+        torch.manual_seed(0)
+        self.block_size = ctx
+        self.emb, self.pos = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
+        self.blocks = nn.Sequential(*[MHABlock(d, h, bug) for _ in range(2)])
+        self.norm, self.out = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
+        for m in (self.emb, self.pos):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def forward(self, idx):
+        x = self.emb(idx) + self.pos(torch.arange(idx.shape[1]))
+        return self.out(self.norm(self.blocks(x)))
+
+
+def test_multihead_attention_reading_keys_and_values_from_the_raw_stream():
+    # the query is normalised, the keys and values are not: attn(h, x, x) instead of attn(h, h, h)
+    found, report = flags(MHALM())
+    assert found == {}, report
+    found, report = flags(MHALM("kv_raw"))
+    assert found.get("prenorm") == "fail" and "(input 2)" in report["prenorm"].evidence, report

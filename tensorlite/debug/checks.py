@@ -30,7 +30,7 @@ from ..optim import warmup_cosine_lr
 from .capture import Capture, first_tensor
 from .native import eval_mode, native_for, to_numpy
 from .probes import DEAD_HEAD_ENTROPY
-from .view import ModelView, model_view
+from .view import ModelView, _is_float, model_view
 
 __all__ = [
     "CheckResult",
@@ -1198,8 +1198,15 @@ def _norm_placement(view, cap, scale, seed):
         seen = {}
 
         def keep(module, inputs, key=None, seen=seen):
-            a = to_numpy(first_tensor(inputs))
+            first = first_tensor(inputs)
+            a = to_numpy(first)
             seen.setdefault(key, []).append(np.sqrt((a * a).mean(axis=-1)))
+            # further inputs of the stream's shape (attention's key and value: attn(h, x, x) reads
+            # the raw stream for k and v even when its query is normalised)
+            for j, t in enumerate(inputs[1:] if isinstance(inputs, tuple) else (), 1):
+                if t is not first and _is_float(t) and hasattr(t, "shape") and tuple(t.shape) == tuple(first.shape):
+                    b = to_numpy(t)
+                    seen.setdefault(f"{key} (input {j + 1})", []).append(np.sqrt((b * b).mean(axis=-1)))
 
         handles = [r.module.register_forward_pre_hook(lambda m, i, k=r.name: keep(m, i, k)) for r in readers]
         xi = to_numpy(call.input)
