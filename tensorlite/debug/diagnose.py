@@ -577,7 +577,7 @@ def _clipping_too_often(run: Run, found, r: Rule):
       "gradient-norm-growing-through-the-run")
 def _growing_gradients(run: Run, found, r: Rule):
     th = run.th
-    g = run.gnorm[np.isfinite(run.gnorm)] if run.gnorm.size else run.gnorm
+    g = run.gnorm[np.isfinite(run.gnorm)]
     if g.size < th.grad_min_steps or not run.finite_run:
         return None
     first = float(np.median(g[:th.grad_first_steps]))

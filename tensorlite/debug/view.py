@@ -370,9 +370,7 @@ class ModelView:
         for key in ("position_embedding", "lm_head"):
             if ov[key] is not None:
                 setattr(self, key, ov[key])
-        for c in reversed(calls):
-            if ov["lm_head"] is not None:
-                break
+        for c in reversed(calls if ov["lm_head"] is None else []):
             o, w = c.out, getattr(c.module, "weight", None)
             if _is_float(o) and o.shape[-1] == V and w is not None and len(w.shape) == 2 and w.shape[0] == V:
                 self.lm_head = c.name
